@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install (idempotent) and run the test suite. CI runs exactly this.
+#   bash shells/run_tests.sh                 # whole suite (~15 min on 2 CPU cores)
+#   bash shells/run_tests.sh -m "not slow"   # fast subset; any pytest arguments pass through
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck disable=SC1091
+source shells/install.sh
+export HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
+exec python -m pytest "$@"

@@ -1,0 +1,70 @@
+"""Shared fixtures.
+
+``tiny_model_dir``: a 2-layer, 64-wide random Llama with the real SmolLM2 tokenizer (and chat
+template), built from a config once per session. Most tests train or generate with it in seconds.
+``default_model_dir``: the real embedded SmolLM2-135M (prepared once; tests using it are ``slow``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Tests never talk to the hub or to wandb's servers.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+requires_gpu = pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU; this machine has none"
+)
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    from utils.default_model import prepare_default_model
+
+    return prepare_default_model()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(default_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_model_dir)
+
+
+def build_tiny_model(out_dir: Path, tokenizer) -> Path:
+    """Save a randomly initialised 2-layer Llama (hidden 64) with ``tokenizer`` into ``out_dir``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_tokenizer) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"), smollm2_tokenizer)

@@ -1,0 +1,1 @@
+"""Shared helpers: the embedded default model, logging, atomic file writes."""

@@ -1,0 +1,54 @@
+"""Conversation formats users bring: sharegpt ``conversations``, OpenAI ``messages``, alpaca.
+
+Everything is normalised to OpenAI-style ``[{"role", "content"}]`` so that tokenisation can use the
+model's own chat template. Pure functions; errors say what is wrong with the row.
+"""
+from __future__ import annotations
+
+_ROLE_ALIASES = {
+    "user": "user", "human": "user", "question": "user",
+    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "answer": "assistant",
+    "system": "system",
+}
+
+
+def _role(value: str) -> str:
+    role = _ROLE_ALIASES.get(str(value).strip().lower())
+    if role is None:
+        raise ValueError(f"unknown role {value!r} (expected user/assistant/system or human/gpt)")
+    return role
+
+
+def to_messages(row: dict) -> list[dict]:
+    """Return the row as a list of ``{"role", "content"}`` messages.
+
+    Accepts ``{"conversations": [{"from", "value"}]}`` (the collector's and the seed's format),
+    ``{"messages": [{"role", "content"}]}`` and ``{"instruction", "input", "output"}``.
+    Raises ``ValueError`` if the row has none of them, an empty turn, or no assistant turn.
+    """
+    if "conversations" in row:
+        turns = row["conversations"]
+        if not isinstance(turns, list):
+            raise ValueError("'conversations' must be a list")
+        msgs = [{"role": _role(t.get("from", t.get("role", ""))), "content": t.get("value", t.get("content"))}
+                for t in turns if isinstance(t, dict)]
+        if len(msgs) != len(turns):
+            raise ValueError("every turn in 'conversations' must be an object")
+    elif "messages" in row:
+        turns = row["messages"]
+        if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+            raise ValueError("'messages' must be a list of objects")
+        msgs = [{"role": _role(t.get("role", "")), "content": t.get("content")} for t in turns]
+    elif "instruction" in row and "output" in row:
+        prompt = str(row["instruction"]).strip()
+        if str(row.get("input") or "").strip():
+            prompt = f"{prompt}\n\n{str(row['input']).strip()}"
+        msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
+    else:
+        raise ValueError("row has none of 'conversations', 'messages', or 'instruction'+'output'")
+    for m in msgs:
+        if not isinstance(m["content"], str) or not m["content"].strip():
+            raise ValueError(f"empty or non-text {m['role']} turn")
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise ValueError("row has no assistant turn")
+    return msgs
