@@ -7,6 +7,8 @@
 #   KU_VENV=path           where the virtual environment lives (default: <repo>/.venv)
 #   KU_SKIP_MODEL=1        do not prepare the embedded default model
 #   KU_USE_CURRENT_ENV=1   install into the active Python instead of creating a venv
+#   KU_WITH_TEST_DEPS=1    also install requirements-test.txt (run_tests.sh sets it; llama-cpp-python
+#                          builds from source once, about 4 minutes on 2 cores)
 _ku_install() {
   set -e
   local root; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +36,15 @@ _ku_install() {
     echo "$stamp" > "$stamp_file"
   else
     echo "[install] requirements up to date ($(python -c 'import sys; print(sys.prefix)'))"
+  fi
+  if [[ "${KU_WITH_TEST_DEPS:-0}" == "1" && -f "$root/requirements-test.txt" ]]; then
+    local tstamp_file; tstamp_file="$(python -c 'import sys; print(sys.prefix)')/.ku_test_stamp"
+    local tstamp; tstamp="$(sha256sum "$root/requirements-test.txt" | cut -d' ' -f1)"
+    if [[ ! -f "$tstamp_file" || "$(cat "$tstamp_file")" != "$tstamp" ]]; then
+      echo "[install] installing test requirements (llama-cpp-python compiles once: about 4 minutes)"
+      python -m pip install --quiet -r "$root/requirements-test.txt"
+      echo "$tstamp" > "$tstamp_file"
+    fi
   fi
   if [[ "${KU_SKIP_MODEL:-0}" != "1" ]]; then
     (cd "$root" && python -m utils.default_model)
