@@ -32,11 +32,25 @@ def read_prompts(path: str | Path) -> list[str]:
     return list(seen)
 
 
+def trim_to_sentence(text: str) -> str:
+    """Cut a reply that stopped at the token cap back to its last complete sentence.
+
+    Training on a reply cut mid-sentence, followed by the end-of-turn token, would teach the model to
+    stop mid-sentence; a reply with no sentence end at all is dropped (returned empty).
+    """
+    text = text.strip()
+    if not text or text[-1] in ".!?\"')":
+        return text
+    cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
+    return text[: cut + 1].strip() if cut > 0 else ""
+
+
 def replay_rows(prompts: list[str], answers: list[str]) -> list[dict]:
-    """Rows in the collector's format; prompts whose answer came back empty are dropped."""
+    """Rows in the collector's format; answers are trimmed to whole sentences, empty ones dropped."""
     rows = []
     for prompt, answer in zip(prompts, answers):
-        if not answer.strip():
+        answer = trim_to_sentence(answer)
+        if not answer:
             continue
         rid = hashlib.sha256(f"replay\n{prompt}\n{answer}".encode()).hexdigest()[:16]
         rows.append({

@@ -1,7 +1,7 @@
 import json
 
 from data_processor.backends.base import LLMBackend
-from utils.self_distill import build_replay, read_prompts, replay_rows
+from utils.self_distill import build_replay, read_prompts, replay_rows, trim_to_sentence
 
 
 class EchoBackend(LLMBackend):
@@ -13,7 +13,7 @@ class EchoBackend(LLMBackend):
 
     def generate(self, chats, sampling):
         self.seen.append(sampling)
-        return ["" if "skip" in c[-1]["content"] else "ans:" + c[-1]["content"] for c in chats]
+        return ["" if "skip" in c[-1]["content"] else "ans:" + c[-1]["content"] + "." for c in chats]
 
 
 def test_read_prompts_skips_comments_blanks_and_duplicates(tmp_path):
@@ -23,9 +23,9 @@ def test_read_prompts_skips_comments_blanks_and_duplicates(tmp_path):
 
 
 def test_replay_rows_drop_empty_answers_and_have_stable_ids():
-    rows = replay_rows(["A?", "B?"], ["yes", "  "])
-    assert len(rows) == 1 and rows[0]["conversations"][1]["value"] == "yes"
-    assert rows[0]["id"] == replay_rows(["A?"], ["yes"])[0]["id"]
+    rows = replay_rows(["A?", "B?"], ["yes.", "  "])
+    assert len(rows) == 1 and rows[0]["conversations"][1]["value"] == "yes."
+    assert rows[0]["id"] == replay_rows(["A?"], ["yes."])[0]["id"]
 
 
 def test_build_replay_is_greedy_and_skips_when_up_to_date(tmp_path):
@@ -35,10 +35,17 @@ def test_build_replay_is_greedy_and_skips_when_up_to_date(tmp_path):
     backend = EchoBackend()
     build_replay("m", prompts, out, backend=backend)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["conversations"][1]["value"] for r in rows] == ["ans:A?", "ans:B?"]
+    assert [r["conversations"][1]["value"] for r in rows] == ["ans:A?.", "ans:B?."]
     assert backend.seen[0].temperature == 0.0
     build_replay("m", prompts, out, backend=backend)  # same inputs: no new generation
     assert len(backend.seen) == 1
     prompts.write_text("C?\n")
     build_replay("m", prompts, out, backend=backend)  # prompts changed: regenerated
     assert len(backend.seen) == 2
+
+
+def test_trim_to_sentence():
+    assert trim_to_sentence("One. Two is cut") == "One."
+    assert trim_to_sentence("Complete answer.") == "Complete answer."
+    assert trim_to_sentence("Is it? Yes! And then") == "Is it? Yes!"
+    assert trim_to_sentence("no sentence end at all") == ""
