@@ -58,3 +58,13 @@ def test_alpaca_input_is_appended():
 def test_to_messages_rejects(row, match):
     with pytest.raises(ValueError, match=match):
         to_messages(row)
+
+
+def test_atomic_write_uses_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    atomic_write_json(tmp_path / "o.json", {})
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert stat.S_IMODE(os.stat(tmp_path / "o.json").st_mode) == stat.S_IMODE(os.stat(plain).st_mode)

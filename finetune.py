@@ -1,0 +1,87 @@
+"""LoRA supervised fine-tuning on collected QA data (HF Trainer; torchrun / DeepSpeed ready).
+
+    python finetune.py --data_path datasets/qa_pairs.jsonl --output_dir output/lora
+    bash shells/finetune_lora_ds.sh -m default -d datasets/qa_pairs.jsonl --deepspeed configs/ds_zero2.json
+
+Writes the adapter and tokenizer to --output_dir, the per-step loss to <loss_dir>/<run_name>.npy,
+<output_dir>/train_summary.json and, after a few steps, <output_dir>/time_projection.json.
+Run ``python finetune.py --help`` for every flag; docs/finetune.md explains the choices.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import torch
+
+if not torch.cuda.is_available():
+    # DeepSpeed otherwise guesses its accelerator (and warns); on CPU hosts it must use its CPU one.
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+from utils.finetune_args import parse_args  # noqa: E402
+from utils.io_utils import DataFileError  # noqa: E402
+from utils.logging_utils import setup_logging  # noqa: E402
+from utils.sft_data import SFTCollator, build_datasets  # noqa: E402
+from utils.sft_model import load_model, load_tokenizer  # noqa: E402
+from utils.training import (  # noqa: E402
+    LossRecorderCallback, SFTTrainer, TimeProjectionCallback, last_complete_checkpoint, save_final_model,
+    write_summary,
+)
+
+logger = logging.getLogger("finetune")
+EXIT_USER_ERROR, EXIT_PROJECTED_OVERRUN = 2, 3
+
+
+def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> int:
+    """Parse -> data -> model + LoRA -> Trainer -> train -> save. Returns the process exit code.
+
+    ``extra_callbacks`` (tests, notebooks) are added to the Trainer's callbacks.
+    """
+    setup_logging()
+    try:
+        model_args, data_args, lora_args, args = parse_args(argv)
+        tokenizer = load_tokenizer(model_args, data_args)
+        train_set, eval_set = build_datasets(data_args, tokenizer, seed=args.seed)
+    except (DataFileError, ValueError) as exc:  # user errors: a message, not a traceback
+        logger.error("%s", exc)
+        return EXIT_USER_ERROR
+    resume = args.resume_from_checkpoint
+    if resume in ("True", "true", "latest"):
+        resume = last_complete_checkpoint(args.output_dir)
+        logger.info("resuming from %s", resume or "scratch (no complete checkpoint in output_dir)")
+    elif resume and not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+        logger.error("%s is not a complete checkpoint (no trainer_state.json)", resume)
+        return EXIT_USER_ERROR
+    model = load_model(model_args, lora_args, args, tokenizer)
+
+    losses = LossRecorderCallback(os.path.join(args.loss_dir, f"{args.run_name}.npy"))
+    projection = TimeProjectionCallback(args.output_dir, args.time_budget_hours, args.projection_fraction,
+                                        args.abort_on_projected_overrun)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                         data_collator=SFTCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                         callbacks=[losses, projection, *(extra_callbacks or [])])
+    if "wandb" in args.report_to and os.environ.get("WANDB_MODE") == "offline" and args.process_index == 0:
+        logger.info("wandb is offline (no key): the run goes to %s/wandb; upload it later with "
+                    "`wandb sync %s/wandb/offline-run-*`", os.environ["WANDB_DIR"], os.environ["WANDB_DIR"])
+
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    if projection.aborted:
+        logger.error("stopped: projected %.2f h exceeds the budget of %.2f h (see %s/time_projection.json)",
+                     projection.projection["projected_total_s"] / 3600, args.time_budget_hours, args.output_dir)
+        return EXIT_PROJECTED_OVERRUN
+    if eval_set is not None:
+        trainer.evaluate()
+    save_final_model(trainer, args.output_dir)
+    trainer.save_state()
+    write_summary(trainer, result.metrics, time.perf_counter() - t0,
+                  {"run_name": args.run_name, "data_path": data_args.data_path,
+                   "truncated_rows": getattr(train_set, "num_truncated", 0),
+                   "projection": projection.projection})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

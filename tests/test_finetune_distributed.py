@@ -1,0 +1,104 @@
+"""End to end: the launcher with DeepSpeed ZeRO-2/ZeRO-3 on 2 CPU processes, and resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_finetune_train import make_data
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "shells" / "finetune_lora_ds.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra) -> dict:
+    e = {**os.environ, "MASTER_PORT": str(free_port()), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+         "PYTHONPATH": str(ROOT), **extra}
+    e.pop("WANDB_API_KEY", None)
+    return e
+
+
+def run_launcher(args, timeout=300, **extra_env):
+    return subprocess.run(["bash", str(LAUNCHER), *args], cwd=ROOT, env=env(**extra_env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["ds_zero2", "ds_zero3"])
+def test_deepspeed_two_cpu_processes_save_a_trained_adapter(tmp_path, tiny_model_dir, stage):
+    from safetensors.torch import load_file
+
+    data, out, losses = make_data(tmp_path / "qa.jsonl"), tmp_path / "out", tmp_path / "losses"
+    proc = run_launcher(["-m", str(tiny_model_dir), "-d", str(data), "-o", str(out), "--deepspeed",
+                         f"configs/{stage}.json", "--wandb_key", "sk-NEVER-PRINTED", "--",
+                         "--max_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
+                         "--loss_dir", str(losses), "--save_strategy", "no", "--disable_tqdm", "True"],
+                        WANDB_MODE="disabled")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "--nproc_per_node 2" in log and "sk-NEVER-PRINTED" not in log
+    adapter = load_file(out / "adapter_model.safetensors")
+    lora_b = {k: v for k, v in adapter.items() if "lora_B" in k}
+    # Non-empty, full-shape (gathered, not ZeRO-3 placeholders) and trained (lora_B starts at zero).
+    assert len(lora_b) == 14  # 7 linear projections x 2 layers
+    assert all(v.shape[1] == 16 and v.shape[0] in (32, 64, 128) for v in lora_b.values())
+    assert any(v.abs().max() > 0 for v in lora_b.values())
+    assert sorted(p.name for p in losses.iterdir()) == ["qa.npy"] and np.load(losses / "qa.npy").shape == (3,)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["global_step"] == 3
+
+
+@pytest.mark.integration
+def test_launcher_without_data_says_how_to_make_it(tmp_path):
+    proc = run_launcher(["-d", str(tmp_path / "none.jsonl")], timeout=60)
+    assert proc.returncode != 0
+    assert "none.jsonl not found" in proc.stderr and "bash shells/collect_data.sh" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_resume_after_kill_continues_the_loss_file(tmp_path, tiny_model_dir):
+    """SIGKILL after a checkpoint, resume with --resume_from_checkpoint True: no gap, no repeat."""
+    data, out, losses = make_data(tmp_path / "qa.jsonl", 40), tmp_path / "out", tmp_path / "losses"
+    args = [sys.executable, "finetune.py", "--model_name_or_path", str(tiny_model_dir), "--data_path", str(data),
+            "--output_dir", str(out), "--loss_dir", str(losses), "--max_steps", "8", "--save_strategy", "steps",
+            "--save_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
+            "--use_wandb", "False", "--disable_tqdm", "True", "--seed", "3"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 180
+    while not (out / "checkpoint-4" / "trainer_state.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint-4 within 180 s"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert killed_at < 8 and not (out / "train_summary.json").exists(), "the run finished before the kill"
+    saved = np.load(losses / "qa.npy")  # written at each checkpoint: survives the kill
+    assert len(saved) >= 4 and np.isfinite(saved).all()
+
+    resumed = subprocess.run(args + ["--resume_from_checkpoint", "True"], cwd=ROOT, env=env(),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    curve = np.load(losses / "qa.npy")
+    state = json.loads((out / "trainer_state.json").read_text())
+    steps = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert steps == list(range(1, 9))  # every step once: no gap, no repeat
+    assert curve.shape == (8,)
+    np.testing.assert_allclose(curve[: len(saved)], saved)  # the history before the kill is kept as it was
