@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     trainer.save_state()
     write_summary(trainer, result.metrics, time.perf_counter() - t0,
                   {"run_name": args.run_name, "data_path": data_args.data_path,
+                   "model_name_or_path": model_args.model_name_or_path, "bf16": bool(args.bf16),
                    "truncated_rows": getattr(train_set, "num_truncated", 0),
                    "projection": projection.projection})
     return 0

@@ -163,3 +163,19 @@ def test_missing_and_empty_files_say_how_to_make_data(tmp_path):
         load_rows(tmp_path / "nope.jsonl")
     with pytest.raises(DataFileError, match="no usable rows"):
         load_rows(_write(tmp_path / "empty.jsonl", []))
+
+
+def test_comma_separated_data_paths_are_concatenated(tmp_path, tok):
+    from types import SimpleNamespace
+
+    from utils.sft_data import build_datasets
+
+    a = _write(tmp_path / "qa.jsonl", [FORMATS["sharegpt"]] * 3)
+    b = _write(tmp_path / "replay.jsonl", [FORMATS["alpaca"]] * 2)
+    args = SimpleNamespace(data_path=f"{a}, {b}", skip_bad_rows=False, validation=False, validation_size=0,
+                           model_max_length=256, lazy_preprocess=False, packing=False)
+    train, valid = build_datasets(args, tok, seed=0)
+    assert len(train) == 5 and valid is None
+    args.data_path = f"{a},{tmp_path / 'missing.jsonl'}"
+    with pytest.raises(DataFileError, match="missing.jsonl"):
+        build_datasets(args, tok, seed=0)

@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_summary:
         summary = json.loads(Path(args.compare_summary).read_text())
         peak = measure_matmul_peak("bfloat16" if summary.get("bf16") else "float32")
-        n = summary.get("trainable_and_frozen_params") or _param_count(summary.get("model_name_or_path", args.model_name_or_path))
-        tokens = summary["tokens_processed"]  # real + pad tokens the model ran on, all epochs
+        n = _param_count(summary.get("model_name_or_path", args.model_name_or_path))
+        # Real (non-pad) tokens over all epochs and ranks; with dynamic padding the pad share is small.
+        tokens = summary["tokens"]
         processes = int(summary.get("world_size", 1))
         pred = estimate_seconds(tokens, n, epochs=1, peak_flops=peak, num_devices=1, mfu=1.0, lora=lora)
         measured = summary["train_runtime_s"]

@@ -32,7 +32,8 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     data_path: str = field(default="datasets/qa_pairs.jsonl", metadata={
-        "help": "JSONL training data: sharegpt 'conversations' (from/value), OpenAI 'messages' or alpaca rows."})
+        "help": "JSONL training data: sharegpt 'conversations' (from/value), OpenAI 'messages' or alpaca rows. "
+                "A comma-separated list of files is concatenated (e.g. QA pairs + replay data)."})
     lazy_preprocess: bool = field(default=False, metadata={
         "help": "Tokenise each row on first use instead of all up front (fast start on large files)."})
     validation: bool = field(default=False, metadata={"help": "Hold out --validation_size rows for evaluation."})
@@ -140,7 +141,7 @@ def parse_args(argv: list[str] | None = None):
     model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if not training_args.run_name or training_args.run_name == training_args.output_dir:
         # The loss file is named after the run: default to the data file's stem (qa_pairs_001.npy ...).
-        training_args.run_name = Path(data_args.data_path).stem
+        training_args.run_name = Path(data_args.data_path.split(",")[0].strip()).stem
     if data_args.validation and training_args.eval_strategy == "no":
         training_args.eval_strategy = transformers.IntervalStrategy("epoch")
     elif not data_args.validation and training_args.eval_strategy != "no":

@@ -300,7 +300,9 @@ class SFTCollator:
 
 def build_datasets(data_args, tokenizer, seed: int) -> tuple[Dataset, Dataset | None]:
     """Load, split, tokenise (eager or lazy) and optionally pack; returns ``(train, eval or None)``."""
-    rows = load_rows(data_args.data_path, skip_bad=data_args.skip_bad_rows)
+    # A comma-separated list mixes files, e.g. the collected QA and self-distilled replay rows.
+    rows = [row for path in data_args.data_path.split(",") if path.strip()
+            for row in load_rows(path.strip(), skip_bad=data_args.skip_bad_rows)]
     train_rows, eval_rows = split_rows(rows, data_args.validation_size if data_args.validation else 0, seed)
     logger.info("%s: %d training rows, %d validation rows", data_args.data_path, len(train_rows), len(eval_rows))
     max_len = data_args.model_max_length
