@@ -37,10 +37,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ ! -f "$DATA" ]]; then
-  echo "Training data $DATA not found. Make it with: bash shells/collect_data.sh  (or pass -d FILE)" >&2
-  exit 2
-fi
+IFS=',' read -r -a DATA_FILES <<< "$DATA"   # -d a.jsonl,b.jsonl mixes files (e.g. QA + replay)
+for f in "${DATA_FILES[@]}"; do
+  if [[ ! -f "$f" ]]; then
+    echo "Training data $f not found. Make it with: bash shells/collect_data.sh  (or pass -d FILE)" >&2
+    exit 2
+  fi
+done
 if [[ -n "$DS_CONFIG" && ! -f "$DS_CONFIG" ]]; then
   echo "DeepSpeed config $DS_CONFIG not found; choose one of: $(ls configs/ds_*.json | tr '\n' ' ')" >&2
   exit 2

@@ -64,6 +64,22 @@ def test_deepspeed_two_cpu_processes_save_a_trained_adapter(tmp_path, tiny_model
 
 
 @pytest.mark.integration
+@pytest.mark.slow
+def test_two_cpu_processes_without_deepspeed_split_the_data(tmp_path, tiny_model_dir):
+    # Regression: on a GPU-less host accelerate built no process group, so each torchrun process
+    # trained alone on all rows (world size 1, twice the steps, the same work done twice).
+    data, out = make_data(tmp_path / "qa.jsonl"), tmp_path / "out"
+    n_rows = sum(1 for _ in open(data))
+    proc = run_launcher(["-m", str(tiny_model_dir), "-d", str(data), "-o", str(out), "--",
+                         "--num_train_epochs", "1", "--per_device_train_batch_size", "2", "--use_wandb", "False",
+                         "--loss_dir", str(tmp_path / "losses"), "--save_strategy", "no", "--disable_tqdm", "True"])
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["global_step"] == -(-n_rows // 4)  # global batch = 2 per process x 2 processes
+
+
+@pytest.mark.integration
 def test_launcher_without_data_says_how_to_make_it(tmp_path):
     proc = run_launcher(["-d", str(tmp_path / "none.jsonl")], timeout=60)
     assert proc.returncode != 0

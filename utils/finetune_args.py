@@ -105,6 +105,12 @@ class TrainingArguments(transformers.TrainingArguments):
             Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
         if self.deepspeed and not torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None:
             self._configure_cpu_deepspeed()
+        elif not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Without use_cpu, accelerate builds no process group on a GPU-less host: every torchrun
+            # process would then train alone on the whole data set (world size 1), doing the same work
+            # N times. use_cpu + gloo makes it real data-parallel training (MULTI_CPU).
+            self.use_cpu = True
+            self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
 
 
