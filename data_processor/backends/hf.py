@@ -6,7 +6,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from .base import BackendError, Chat, LLMBackend, SamplingConfig
+from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,14 @@ class HFBackend(LLMBackend):
             tok.pad_token = tok.eos_token
 
     # -- generation ------------------------------------------------------------------------------
-    def generate(self, chats: list[Chat], sampling: SamplingConfig) -> list[str]:
+    def generate(
+        self,
+        chats: list[Chat],
+        sampling: SamplingConfig,
+        *,
+        on_result: ResultCallback | None = None,
+        desc: str | None = None,
+    ) -> list[str]:
         if not chats:
             return []
         self.load()
@@ -101,7 +108,7 @@ class HFBackend(LLMBackend):
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         results: list[str | None] = [None] * len(texts)
         t0 = time.time()
-        bar = tqdm(total=len(texts), desc=self.progress_desc, unit="prompt", disable=not self.show_progress)
+        bar = tqdm(total=len(texts), desc=desc or self.progress_desc, unit="prompt", disable=not self.show_progress)
         gen_kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id)
         if sampling.temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
@@ -120,11 +127,13 @@ class HFBackend(LLMBackend):
                 for j, i in enumerate(idx):
                     results[i] = tok.decode(new[j], skip_special_tokens=True).strip()
                     self.stats.completion_tokens += int((new[j] != tok.pad_token_id).sum())
+                    if on_result is not None:
+                        on_result(i, results[i])
                 self.stats.prompt_tokens += sum(lengths[i] for i in idx)
                 self.stats.calls += len(idx)
                 bar.update(len(idx))
         except RuntimeError as exc:  # OOM and friends: surface with context, never an empty string
-            raise BackendError(f"hf generate failed on {self.model_id}: {exc}") from exc
+            raise BackendError(f"hf generate failed on {self.model_id} ({desc or self.progress_desc}): {exc}") from exc
         finally:
             bar.close()
             self.stats.seconds += time.time() - t0

@@ -1,0 +1,154 @@
+"""Every collection setting, with its default and help text, in one dataclass.
+
+``python -m data_processor --help`` (or ``bash shells/collect_data.sh --help``) prints them all.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import BACKENDS
+from .backends.base import SamplingConfig
+from .prompts import LANGUAGES
+from .readers import FILE_TYPES
+
+
+@dataclass
+class CollectConfig:
+    # -- input / output ------------------------------------------------------------------------------
+    data_path: str = field(default="examples/docs", metadata={"help": "Folder of documents (walked recursively) or one file."})
+    file_type: str = field(default="auto", metadata={"help": f"Which files to read: {', '.join(FILE_TYPES)} (auto = by suffix)."})
+    save_dir: str = field(default="datasets/qa_pairs.jsonl", metadata={
+        "help": "Output JSONL. Beside it: <stem>.summary.json, <stem>.eval.jsonl (with --eval_fraction) and "
+                "<save_dir>.cache.sqlite (every LLM reply; makes re-runs resume instead of starting over)."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Start the output files afresh (the LLM cache is kept, so no paid call is repeated)."})
+    num_shards: int = field(default=1, metadata={"help": "Split the files across this many processes/machines."})
+    shard_index: int = field(default=0, metadata={"help": "Which shard this process handles (0-based); outputs get a .shardIofN suffix."})
+    # -- generator -------------------------------------------------------------------------------------
+    model_type: str = field(default="hf", metadata={"help": f"Backend: {', '.join(BACKENDS)} (vllm needs CUDA; api = any OpenAI-compatible server)."})
+    model_name_or_path: str = field(default="default", metadata={
+        "help": "Generator for hf/vllm: 'default' (the embedded SmolLM2-135M-Instruct), a folder or a hub id."})
+    tokenizer_name_or_path: str = field(default="auto", metadata={
+        "help": "Tokenizer that measures chunks: 'auto' (the generator's; the default model's for api), a path, or 'words'."})
+    batch_size: int = field(default=32, metadata={"help": "hf backend: prompts per generate() call."})
+    dtype: str = field(default="auto", metadata={"help": "hf backend: auto, float32 or bfloat16."})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs to shard the model over."})
+    gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm backend: share of GPU memory to use."})
+    api_base: str = field(default="http://127.0.0.1:8000/v1", metadata={"help": "api backend: the server's base URL."})
+    api_model: str | None = field(default=None, metadata={"help": "api backend: model name to request (default: --model_name_or_path)."})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "api backend: NAME of the environment variable that holds the key (the key itself is never a flag)."})
+    max_concurrency: int = field(default=8, metadata={"help": "api backend: requests in flight at once."})
+    requests_per_minute: float = field(default=0, metadata={"help": "api backend: request starts per minute (0 = no limit)."})
+    max_retries: int = field(default=6, metadata={"help": "api backend: retries per request on 429/5xx/timeouts before giving up."})
+    request_timeout: float = field(default=120.0, metadata={"help": "api backend: seconds per request."})
+    # -- sampling --------------------------------------------------------------------------------------
+    temperature: float = field(default=0.0, metadata={"help": "Sampling temperature; 0 = greedy (reproducible, best for a 135M generator)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
+    max_new_tokens: int = field(default=384, metadata={"help": "Upper bound on tokens per reply (each stage also has its own smaller cap)."})
+    seed: int = field(default=42, metadata={"help": "Sampling seed; also picks the --eval_fraction facts."})
+    # -- method ----------------------------------------------------------------------------------------
+    language: str = field(default="en", metadata={"help": f"Prompt set: {', '.join(LANGUAGES)}."})
+    prompt_dir: str | None = field(default=None, metadata={"help": "Folder with your own <language>/<stage>.txt templates (see data_processor/prompts/)."})
+    chunk_size_by_token: int = field(default=256, metadata={"help": "Most tokens per chunk."})
+    chunk_overlap_tokens: int = field(default=32, metadata={"help": "Tokens of whole sentences repeated from the end of one chunk at the start of the next."})
+    max_facts_per_chunk: int = field(default=12, metadata={"help": "Keep at most this many facts per chunk."})
+    qa_amount_per_fact: int = field(default=2, metadata={"help": "QA pairs generated per fact."})
+    role_amount_per_fact: int = field(default=2, metadata={"help": "Personas per document; each rewrites every QA pair's question (0 = none)."})
+    max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
+    grounding_threshold: float = field(default=0.75, metadata={
+        "help": "Grounding filter: generated facts and answers need this share of their content words in the "
+                "source chunk, and no number it lacks; questions need min(0.5, this). 0 disables."})
+    add_uncovered_sentences: bool = field(default=True, metadata={
+        "help": "Add the chunk's own sentences that none of the generated facts covers as facts (a 135M "
+                "generator lists about a third of a chunk's facts; coverage is what makes the method work)."})
+    answer_with_fact: bool = field(default=True, metadata={
+        "help": "When a generated answer fails the grounding check, answer with the fact sentence itself "
+                "instead of dropping the pair (its question is about the fact; the fact is grounded)."})
+    rewrite_temperature: float = field(default=0.8, metadata={
+        "help": "Sampling temperature of the diversify stage (greedy rewriting mostly copies the question)."})
+    eval_fraction: float = field(default=0.0, metadata={
+        "help": "Share of facts that give one role-rewritten question per QA pair to <stem>.eval.jsonl (never trained on)."})
+    chunks_per_wave: int = field(default=256, metadata={
+        "help": "Chunks taken through all stages together before their rows are written (0 = all at once)."})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR."})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.model_type not in BACKENDS:
+            problems.append(f"--model_type must be one of {', '.join(BACKENDS)}, got {self.model_type!r}")
+        if self.language not in LANGUAGES:
+            problems.append(f"--language must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
+        if self.file_type not in FILE_TYPES:
+            problems.append(f"--file_type must be one of {', '.join(FILE_TYPES)}, got {self.file_type!r}")
+        if self.chunk_size_by_token < 16:
+            problems.append("--chunk_size_by_token must be at least 16")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_size_by_token:
+            problems.append("--chunk_overlap_tokens must be >= 0 and smaller than --chunk_size_by_token")
+        if self.qa_amount_per_fact < 1:
+            problems.append("--qa_amount_per_fact must be at least 1")
+        if self.role_amount_per_fact < 0:
+            problems.append("--role_amount_per_fact must be >= 0")
+        if not 0 <= self.eval_fraction < 1:
+            problems.append("--eval_fraction must be in [0, 1)")
+        if self.eval_fraction > 0 and self.role_amount_per_fact < 1:
+            problems.append("--eval_fraction sets aside role-rewritten questions: it needs --role_amount_per_fact >= 1")
+        if not 0 <= self.grounding_threshold <= 1:
+            problems.append("--grounding_threshold must be in [0, 1]")
+        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
+            problems.append("--shard_index must be in [0, --num_shards)")
+        if self.max_new_tokens < 8 or self.batch_size < 1 or self.max_concurrency < 1 or self.max_repairs < 0:
+            problems.append("--max_new_tokens >= 8, --batch_size >= 1, --max_concurrency >= 1, --max_repairs >= 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    # -- derived ---------------------------------------------------------------------------------------
+    @property
+    def save_path(self) -> Path:
+        p = Path(self.save_dir)
+        if self.num_shards > 1:
+            p = p.with_name(f"{p.stem}.shard{self.shard_index}of{self.num_shards}{p.suffix or '.jsonl'}")
+        return p
+
+    @property
+    def eval_path(self) -> Path | None:
+        return self.save_path.with_name(self.save_path.stem + ".eval.jsonl") if self.eval_fraction > 0 else None
+
+    @property
+    def summary_path(self) -> Path:
+        return self.save_path.with_name(self.save_path.stem + ".summary.json")
+
+    @property
+    def cache_path(self) -> Path:
+        return self.save_path.with_name(self.save_path.name + ".cache.sqlite")
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, seed=self.seed)
+
+    def backend_kwargs(self) -> dict:
+        """Settings for :func:`~data_processor.backends.build_backend` (each backend takes its own)."""
+        return dict(
+            model_name_or_path=self.model_name_or_path, batch_size=self.batch_size, dtype=self.dtype,
+            tensor_parallel_size=self.tensor_parallel_size, gpu_memory_utilization=self.gpu_memory_utilization,
+            api_base=self.api_base, api_model=self.api_model or self.model_name_or_path,
+            api_key_env=self.api_key_env, max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute, max_retries=self.max_retries, timeout=self.request_timeout,
+        )
+
+    def public_dict(self) -> dict:
+        """Settings for the summary (no secrets: the config never holds the key, only its variable's name)."""
+        d = dict(self.__dict__)
+        d["cwd"] = os.getcwd()
+        return d
+
+
+def parse_args(argv: list[str] | None = None) -> CollectConfig:
+    """Parse command-line flags into a validated :class:`CollectConfig` (``ValueError`` if invalid)."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(CollectConfig, description="Documents -> fact-based, role-diversified QA JSONL.")
+    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+    return cfg

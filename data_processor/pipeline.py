@@ -1,0 +1,319 @@
+"""The collection run: read -> chunk -> theme -> facts -> qa -> roles -> diversify -> write.
+
+Chunks go through the stages in waves (``--chunks_per_wave``); within a wave every stage sends all
+of its prompts to the backend at once. Each reply is cached as it arrives and each row is written
+as a whole line, so an interrupted run resumes where it stopped when given the same command.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import diversify, facts, qa, roles, theme
+from .backends import BackendError, LLMBackend, build_backend
+from .cache import CachedLLM, ResultCache
+from .chunking import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
+from .config import CollectConfig, parse_args
+from .prompts import load_lines, load_template
+from .readers import ReadError, load_documents
+from .writer import OutputSet, eval_row, is_eval_fact, row_id, train_row
+from utils.io_utils import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+def stage_sampling(cfg: CollectConfig) -> dict[str, dict]:
+    """Per-stage sampling changes: token caps (replies are short) and the rewrite temperature."""
+    return {
+        theme.STAGE: {"max_new_tokens": theme.MAX_NEW_TOKENS},
+        facts.STAGE: {"max_new_tokens": cfg.chunk_size_by_token + 64},  # about a copy of the chunk
+        qa.STAGE: {"max_new_tokens": qa.MAX_NEW_TOKENS},
+        roles.STAGE: {"max_new_tokens": roles.MAX_NEW_TOKENS},
+        diversify.STAGE: {"max_new_tokens": diversify.MAX_NEW_TOKENS, "temperature": cfg.rewrite_temperature},
+    }
+
+
+class CollectionError(RuntimeError):
+    """Nothing can be done (no documents, bad settings): a clean non-zero exit, no traceback."""
+
+
+@dataclass
+class RunSummary:
+    status: str = "running"
+    files: int = 0
+    files_skipped: list = field(default_factory=list)
+    chunks: int = 0
+    facts: int = 0
+    facts_ungrounded: int = 0
+    facts_from_sentences: int = 0
+    qa_pairs: int = 0
+    qa_skipped: int = 0
+    grounding_dropped: int = 0
+    answers_from_fact: int = 0
+    rewrites: int = 0
+    roles_fallback: int = 0
+    parse_failures: dict = field(default_factory=dict)
+    qa_written: int = 0
+    eval_written: int = 0
+    duplicates: int = 0
+    rows_already_there: int = 0
+    llm_calls: int = 0
+    cached_replies_used: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    output: str = ""
+    eval_output: str | None = None
+    cache: str = ""
+    documents: list = field(default_factory=list)
+    docs_with_rows: dict = field(default_factory=dict)  # training rows per document, whole file
+
+    def add_failures(self, stage: str, n: int) -> None:
+        self.parse_failures[stage] = self.parse_failures.get(stage, 0) + n
+
+
+def build_counter(cfg: CollectConfig) -> TokenCounter:
+    """The tokenizer that measures chunks (see ``--tokenizer_name_or_path``)."""
+    name = cfg.tokenizer_name_or_path
+    if name == "words":
+        return WordCounter()
+    from transformers import AutoTokenizer
+
+    from utils.default_model import resolve_model_path
+
+    if name == "auto":
+        name = "default" if cfg.model_type == "api" else cfg.model_name_or_path
+    return HFTokenCounter(AutoTokenizer.from_pretrained(resolve_model_path(name)))
+
+
+def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
+    if size <= 0:
+        return [chunks]
+    return [chunks[i : i + size] for i in range(0, len(chunks), size)]
+
+
+def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, summary: RunSummary) -> None:
+    """Rows of one wave: each QA pair as generated, then its role rewrites; with ``--eval_fraction``
+    one rewrite per pair of a sampled fact goes to the eval file instead."""
+    by_pair: dict[int, list] = {}
+    for rw in rewrites:
+        by_pair.setdefault(rw.pair_index, []).append(rw)
+    for pi, p in enumerate(pairs):
+        f = p.fact
+        common = dict(answer=p.answer, fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
+        variants = by_pair.get(pi, [])
+        pick = None
+        if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
+            pick = int(row_id(p.question, p.answer), 16) % len(variants)
+        out.add_train(train_row(question=p.question, role="", **common))
+        for j, rw in enumerate(variants):
+            if j == pick:
+                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
+            else:
+                out.add_train(train_row(question=rw.question, role=rw.role, **common))
+
+
+def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> RunSummary:
+    """Run the whole collection; returns the summary (also saved beside the output).
+
+    Args:
+        cfg: settings.
+        backend: an already built backend (tests); default: built from ``cfg``.
+        counter: token counter for chunking (tests); default: see :func:`build_counter`.
+    Raises:
+        CollectionError: no readable document, or bad prompt templates.
+        BackendError: the generator failed for good (completed replies stay cached).
+        KeyboardInterrupt: Ctrl+C (completed replies and rows stay; re-run to resume).
+    """
+    t0 = time.time()
+    summary = RunSummary(output=str(cfg.save_path), eval_output=str(cfg.eval_path) if cfg.eval_path else None,
+                         cache=str(cfg.cache_path))
+    docs, problems = load_documents(cfg.data_path, cfg.file_type, cfg.num_shards, cfg.shard_index)
+    for msg in problems:
+        logger.warning("skipped: %s", msg)
+    summary.files, summary.files_skipped = len(docs), problems
+    summary.documents = [d.name for d in docs]
+    if not docs:
+        raise CollectionError(
+            f"no readable documents in {cfg.data_path} (file_type={cfg.file_type}"
+            + (f", shard {cfg.shard_index} of {cfg.num_shards}" if cfg.num_shards > 1 else "") + ")"
+            + (f"; skipped: {'; '.join(problems[:5])}" if problems else "")
+        )
+    try:
+        templates = {s: load_template(s, cfg.language, cfg.prompt_dir) for s in ("theme", "facts", "qa", "roles", "diversify")}
+        angles = load_lines("qa_angles", cfg.language, cfg.prompt_dir)
+        fallback_roles = load_lines("roles_fallback", cfg.language, cfg.prompt_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CollectionError(str(exc)) from exc
+
+    counter = counter or build_counter(cfg)
+    chunks = [c for d in docs for c in chunk_text(d.text, counter, cfg.chunk_size_by_token, cfg.chunk_overlap_tokens, d.name)]
+    summary.chunks = len(chunks)
+    logger.info("%d documents -> %d chunks of <= %d tokens", len(docs), len(chunks), cfg.chunk_size_by_token)
+
+    if cfg.overwrite:
+        for p in (cfg.save_path, cfg.eval_path, cfg.summary_path):
+            if p is not None and p.exists():
+                p.unlink()
+    backend = backend or build_backend(cfg.model_type, **cfg.backend_kwargs())
+    cache = ResultCache(cfg.cache_path)
+    llm = CachedLLM(backend, cache, cfg.sampling(), stage_sampling(cfg))
+    out = OutputSet(cfg.save_path, cfg.eval_path)
+    summary.rows_already_there = len(out.train.rows) + (len(out.eval.rows) if out.eval else 0)
+    if summary.rows_already_there:
+        logger.info("resuming: %d rows already in %s; cached replies are reused", summary.rows_already_there, cfg.save_path)
+    first_chunk = {}
+    for c in chunks:
+        first_chunk.setdefault(c.doc_name, c)
+    try:
+        for w, wave in enumerate(_waves(chunks, cfg.chunks_per_wave)):
+            if cfg.chunks_per_wave and len(chunks) > cfg.chunks_per_wave:
+                logger.info("wave %d: chunks %s .. %s", w + 1, wave[0].chunk_id, wave[-1].chunk_id)
+            _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, out, summary)
+        summary.status = "complete"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    except BaseException:
+        summary.status = "failed"
+        raise
+    finally:
+        summary.qa_written = out.written["train"]
+        summary.eval_written = out.written["eval"]
+        summary.duplicates = out.written["duplicates"]
+        summary.llm_calls = llm.calls
+        summary.cached_replies_used = llm.cache_hits
+        summary.prompt_tokens = backend.stats.prompt_tokens
+        summary.completion_tokens = backend.stats.completion_tokens
+        summary.seconds = round(time.time() - t0, 1)
+        for row in out.train.rows:
+            name = row.get("file_name", "")
+            summary.docs_with_rows[name] = summary.docs_with_rows.get(name, 0) + 1
+        out.close()
+        cache.close()
+        backend.close()
+        atomic_write_json(cfg.summary_path, {"summary": asdict(summary), "config": cfg.public_dict()})
+    return summary
+
+
+def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, out, summary) -> None:
+    # Theme: the wave's chunks, plus each document's first chunk (its theme names the document
+    # for the roles stage; a cache hit when it was done in an earlier wave).
+    docs_in_wave = list(dict.fromkeys(c.doc_name for c in wave))
+    extra = [first_chunk[d] for d in docs_in_wave if first_chunk[d] not in wave]
+    themes, n_fail = theme.run(llm, wave + extra, templates["theme"], cfg.max_repairs)
+    summary.add_failures("theme", n_fail)
+    theme_of = {c.chunk_id: t for c, t in zip(wave + extra, themes)}
+    wave_themes = themes[: len(wave)]
+    doc_theme = {d: theme_of[first_chunk[d].chunk_id] for d in docs_in_wave}
+
+    facts_per_chunk, fstats = facts.run(
+        llm, wave, wave_themes, [doc_theme[c.doc_name] for c in wave], templates["facts"],
+        max_repairs=cfg.max_repairs, max_facts=cfg.max_facts_per_chunk, grounding_threshold=cfg.grounding_threshold,
+        add_uncovered_sentences=cfg.add_uncovered_sentences,
+    )
+    summary.add_failures("facts", fstats.parse_failures)
+    summary.facts_ungrounded += fstats.ungrounded
+    summary.facts_from_sentences += fstats.from_sentences
+    all_facts = [f for fs in facts_per_chunk for f in fs]
+    summary.facts += len(all_facts)
+
+    chunk_text_by_id = {c.chunk_id: c.text for c in wave}
+    pairs, qcounts = qa.run(
+        llm, all_facts, chunk_text_by_id, templates["qa"], angles, amount=cfg.qa_amount_per_fact,
+        max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
+        answer_with_fact=cfg.answer_with_fact,
+    )
+    summary.add_failures("qa", qcounts["parse_failures"])
+    summary.answers_from_fact += qcounts["answers_from_fact"]
+    summary.qa_skipped += qcounts["skipped"]
+    summary.grounding_dropped += qcounts["grounding_dropped"]
+    summary.qa_pairs += len(pairs)
+
+    roles_by_doc, rcounts = roles.run(llm, doc_theme, templates["roles"], fallback_roles,
+                                      amount=cfg.role_amount_per_fact, max_repairs=cfg.max_repairs)
+    summary.add_failures("roles", rcounts["parse_failures"])
+    summary.roles_fallback += rcounts["roles_fallback"]
+
+    rewrites, n_fail = diversify.run(llm, pairs, roles_by_doc, templates["diversify"], max_repairs=cfg.max_repairs,
+                                     chunk_text=chunk_text_by_id, grounding_threshold=cfg.grounding_threshold)
+    summary.add_failures("diversify", n_fail)
+    summary.rewrites += len(rewrites)
+    _write_rows(out, cfg, pairs, rewrites, summary)
+
+
+def print_summary(summary: RunSummary, path) -> None:
+    s = asdict(summary)
+    fails = sum(summary.parse_failures.values())
+    lines = [
+        f"files read        {s['files']} ({len(s['files_skipped'])} skipped)",
+        f"chunks            {s['chunks']}",
+        f"facts             {s['facts']} ({s['facts_from_sentences']} added from uncovered sentences, "
+        f"{s['facts_ungrounded']} ungrounded dropped)",
+        f"QA pairs          {s['qa_pairs']} (SKIP {s['qa_skipped']}, grounding: {s['grounding_dropped']} dropped, "
+        f"{s['answers_from_fact']} answered with the fact)",
+        f"role rewrites     {s['rewrites']}",
+        f"rows written      {s['qa_written']} train, {s['eval_written']} eval "
+        f"({s['duplicates']} duplicates, {s['rows_already_there']} already there)",
+        f"parse failures    {fails} {summary.parse_failures if fails else ''}".rstrip(),
+        f"LLM calls         {s['llm_calls']} ({s['cached_replies_used']} replies from cache)",
+        f"tokens            {s['prompt_tokens']} prompt, {s['completion_tokens']} completion",
+        f"seconds           {s['seconds']}",
+        f"output            {s['output']}" + (f"  eval: {s['eval_output']}" if s["eval_output"] else ""),
+        f"summary           {path}",
+    ]
+    print("\n".join(["== collection summary =="] + lines), flush=True)
+
+
+def main(argv: list[str] | None = None, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 1 generator failed, 2 bad input, 130 Ctrl+C).
+
+    ``backend`` / ``counter`` replace the ones built from the flags (tests).
+    """
+    from utils.logging_utils import setup_logging
+
+    try:
+        cfg = parse_args(argv)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(getattr(logging, cfg.log_level.upper(), logging.INFO))
+    resume_hint = f"run the same command again to resume (replies are cached in {cfg.cache_path})"
+    # SIGTERM (e.g. from a job scheduler) stops like Ctrl+C: finished work is kept.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        summary = run_collection(cfg, backend=backend, counter=counter)
+    except (CollectionError, ReadError) as exc:
+        logger.error("%s", exc)
+        return 2
+    except BackendError as exc:
+        logger.error("the generator failed: %s. Finished work is kept; %s.", exc, resume_hint)
+        return 1
+    except KeyboardInterrupt:
+        logger.warning("interrupted. Rows written so far are in %s; %s.", cfg.save_path, resume_hint)
+        return 130
+    except OSError as exc:  # an output folder that cannot be written, a full disk
+        logger.error("cannot write %s: %s", exc.filename or cfg.save_path, exc.strerror or exc)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print_summary(summary, cfg.summary_path)
+    missing = [d for d in summary.documents if d not in summary.docs_with_rows]
+    if missing:
+        logger.warning("no rows from %d document(s): %s. A stronger generator usually helps "
+                       "(--model_type api or vllm).", len(missing), ", ".join(missing))
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

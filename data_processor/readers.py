@@ -1,0 +1,261 @@
+"""Stage 1: find the documents and read them as plain text (.txt, .md, .docx).
+
+Every failure is a :class:`ReadError` whose message names the file and the reason; the pipeline
+reports it and goes on with the other files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".docx": "docx"}
+FILE_TYPES = ("auto", "txt", "md", "docx")
+
+_BOMS = [  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+]
+
+
+class ReadError(ValueError):
+    """A document could not be read; the message starts with its path."""
+
+
+@dataclass(frozen=True)
+class Document:
+    path: Path
+    name: str  # path relative to the data folder, with "/" separators: stable across machines
+    text: str
+
+
+# -- discovery -----------------------------------------------------------------------------------
+def discover_files(data_path: str | os.PathLike, file_type: str = "auto") -> tuple[list[Path], list[str]]:
+    """Walk ``data_path`` recursively (following symlinks, each real folder once) for documents.
+
+    Args:
+        data_path: a folder, or a single file.
+        file_type: ``auto`` (every known suffix) or one of ``txt``, ``md``, ``docx``.
+    Returns:
+        ``(files, problems)``: files sorted by relative path; ``problems`` are messages about
+        entries that could not be visited (symlink loops, unreadable folders).
+    Raises:
+        ReadError: if ``data_path`` does not exist.
+    """
+    if file_type not in FILE_TYPES:
+        raise ValueError(f"file_type must be one of {FILE_TYPES}, got {file_type!r}")
+    root = Path(data_path)
+    if not root.exists():
+        raise ReadError(f"{root}: no such file or folder")
+    wanted = {s for s, t in SUFFIXES.items() if file_type in ("auto", t)}
+    if root.is_file():
+        return ([root] if root.suffix.lower() in wanted else []), []
+    files: list[Path] = []
+    problems: list[str] = []
+    seen_dirs: set[str] = set()
+
+    def onerror(exc: OSError) -> None:
+        problems.append(f"{exc.filename}: cannot list folder ({exc.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a symlink loop or a second link to a folder already walked
+            problems.append(f"{dirpath}: skipped, links back to a folder already read ({real})")
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix.lower() not in wanted or name.startswith("~$"):  # ~$x.docx: Word lock files
+                continue
+            try:
+                if not path.is_file():  # broken or looping symlink
+                    problems.append(f"{path}: skipped, not a readable file (broken or looping link)")
+                    continue
+            except OSError as exc:
+                problems.append(f"{path}: skipped ({exc.strerror or exc})")
+                continue
+            files.append(path)
+    files.sort(key=lambda p: relative_name(p, root))
+    return files, problems
+
+
+def relative_name(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix() if Path(root).is_dir() else Path(path).name
+    except ValueError:
+        return Path(path).name
+
+
+# -- readers -------------------------------------------------------------------------------------
+def decode_text(data: bytes, name: str = "<bytes>") -> str:
+    """Decode bytes of a text file: BOM, then UTF-8, then the best legacy encoding guess.
+
+    Raises:
+        ReadError: for data that looks binary or has no plausible encoding.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return _check_text(data.decode(encoding, errors="replace"), name)
+    if b"\x00" in data[:4096]:
+        # Without a BOM, NUL bytes mean UTF-16/32 or binary; only trust a confident guess.
+        guess = _guess_encoding(data)
+        if guess and guess.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+            return _check_text(data.decode(guess, errors="replace"), name)
+        raise ReadError(f"{name}: looks like a binary file, not text (contains NUL bytes)")
+    try:
+        return _check_text(data.decode("utf-8"), name)
+    except UnicodeDecodeError:
+        pass
+    guess = _guess_encoding(data)
+    if guess is None:
+        _check_text(data[:20_000].decode("latin-1"), name)  # binary? say so
+        raise ReadError(f"{name}: not UTF-8 and no legacy encoding fits; convert it to UTF-8")
+    logger.info("%s: not UTF-8, reading it as %s", name, guess)
+    return _check_text(data.decode(guess, errors="replace"), name)
+
+
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _guess_encoding(data: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data[:200_000])
+    best = matches.best()
+    if best is None:
+        return None
+    # Short Western European texts decode equally cleanly as cp1250/cp1257/...; charset_normalizer
+    # then picks one arbitrarily and "café" becomes "cafč". Among equally clean candidates, prefer
+    # cp1252 (a superset of Latin-1's printable range), by far the most common legacy encoding.
+    for m in matches:
+        if m.chaos <= best.chaos + 0.01 and any(e in _WESTERN for e in [m.encoding, *m.could_be_from_charset]):
+            return "cp1252"
+    return best.encoding
+
+
+def _check_text(text: str, name: str) -> str:
+    sample = text[:20_000]
+    if sample:
+        control = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f")
+        if control / len(sample) > 0.05:
+            raise ReadError(f"{name}: looks like a binary file, not text ({control} control characters)")
+    return text
+
+
+_MD_RULES = [
+    (re.compile(r"<!--.*?-->", re.S), ""),  # comments
+    (re.compile(r"\A---\n.*?\n---\n", re.S), ""),  # YAML front matter
+    (re.compile(r"^```.*?$", re.M), ""),  # fence lines (the code itself stays)
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images -> alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links -> their text
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),  # heading markers
+    (re.compile(r"^\s{0,3}>\s?", re.M), ""),  # block quotes
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"`([^`]+)`"), r"\1"),  # inline code
+    (re.compile(r"^\s*[-*_]{3,}\s*$", re.M), ""),  # horizontal rules
+    (re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.M), ""),  # table separators
+]
+
+
+def markdown_to_text(text: str) -> str:
+    """Drop markdown syntax that would confuse the generator; keep all the words."""
+    text = text.replace("\r\n", "\n")
+    for pattern, repl in _MD_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def read_docx(path: Path) -> str:
+    """Paragraphs and tables of a .docx in document order; a table row becomes ``a | b | c``."""
+    from docx import Document as open_docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    if not zipfile.is_zipfile(path):
+        raise ReadError(f"{path}: not a valid .docx file (corrupt or truncated: not a zip archive)")
+    try:
+        doc = open_docx(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ReadError(f"{path}: not a valid .docx file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - lxml/python-docx raise many kinds for corrupt files
+        raise ReadError(f"{path}: cannot read .docx ({type(exc).__name__}: {exc})") from exc
+    blocks: list[str] = []
+    for item in doc.iter_inner_content():
+        if isinstance(item, Paragraph):
+            if item.text.strip():
+                blocks.append(item.text.strip())
+        elif isinstance(item, Table):
+            rows = []
+            for row in item.rows:
+                cells: list[str] = []
+                for cell in row.cells:  # merged cells repeat: keep each text once per row
+                    t = " ".join(cell.text.split())
+                    if t and (not cells or cells[-1] != t):
+                        cells.append(t)
+                if cells:
+                    rows.append(" | ".join(cells))
+            if rows:
+                blocks.append("\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def read_document(path: str | os.PathLike, file_type: str = "auto", name: str | None = None) -> str:
+    """Return the text of one document.
+
+    Args:
+        path: the file.
+        file_type: ``auto`` (by suffix), ``txt``, ``md`` or ``docx``.
+        name: how to call the file in messages (default: the path).
+    Raises:
+        ReadError: unreadable, binary, corrupt or empty (whitespace only) files.
+    """
+    path = Path(path)
+    label = name or str(path)
+    kind = SUFFIXES.get(path.suffix.lower(), "txt") if file_type == "auto" else file_type
+    try:
+        if kind == "docx":
+            text = read_docx(path)
+        else:
+            text = decode_text(path.read_bytes(), label)
+            if kind == "md":
+                text = markdown_to_text(text)
+    except ReadError:
+        raise
+    except OSError as exc:
+        raise ReadError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    if not text.strip():
+        raise ReadError(f"{label}: empty (no text to learn from)")
+    return text
+
+
+def load_documents(
+    data_path: str | os.PathLike, file_type: str = "auto", num_shards: int = 1, shard_index: int = 0
+) -> tuple[list[Document], list[str]]:
+    """Discover and read the documents of one shard.
+
+    Returns:
+        ``(documents, problems)``: readable documents, and one message per skipped file or folder.
+    """
+    files, problems = discover_files(data_path, file_type)
+    root = Path(data_path)
+    files = [f for i, f in enumerate(files) if i % num_shards == shard_index]
+    docs: list[Document] = []
+    for f in files:
+        name = relative_name(f, root)
+        try:
+            docs.append(Document(path=f, name=name, text=read_document(f, file_type, name=name)))
+        except ReadError as exc:
+            problems.append(str(exc))
+    return docs, problems

@@ -1,0 +1,198 @@
+"""The collector end to end with a scripted backend: batching, outputs, resume, eval split, grounding."""
+import json
+import logging
+
+import pytest
+
+from tests.data_processor.conftest import read_jsonl
+from tests.data_processor.scripted import ScriptedBackend, prompt_hash
+
+
+def _flags(docs_dir, out, *more):
+    return ["--data_path", str(docs_dir), "--save_dir", str(out), *more]
+
+
+def test_end_to_end_rows_batching_and_summary(collect, docs_dir, tmp_path):
+    out = tmp_path / "out" / "qa.jsonl"
+    rc, backend = collect(*_flags(docs_dir, out))
+    assert rc == 0
+    rows = read_jsonl(out)
+    assert rows and len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert set(r) == {"id", "conversations", "fact", "theme", "role", "file_name", "chunk_id"}
+        assert [t["from"] for t in r["conversations"]] == ["user", "assistant"]
+        assert r["conversations"][0]["value"].endswith("?") and r["conversations"][1]["value"]
+        assert r["chunk_id"].startswith(r["file_name"] + "#")
+    assert {r["file_name"] for r in rows} == {"veloria.txt", "sub/ostrel.md"}
+    assert {r["role"] for r in rows} >= {"", "a person of kind 0", "a person of kind 1"}
+    # Stage-wise batching: one backend call per stage, holding all of that stage's prompts.
+    assert [d for d, _ in backend.batches] == ["theme", "facts", "qa", "roles", "diversify"]
+    summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
+    assert summary["status"] == "complete" and summary["qa_written"] == len(rows)
+    assert summary["llm_calls"] == len(backend.prompts) and summary["files"] == 2
+    for key in ("chunks", "facts", "qa_pairs", "qa_skipped", "parse_failures", "prompt_tokens", "seconds",
+                "grounding_dropped", "duplicates"):
+        assert key in summary
+
+
+def test_second_identical_run_makes_no_calls_and_no_duplicates(collect, docs_dir, tmp_path, capsys):
+    out = tmp_path / "qa.jsonl"
+    collect(*_flags(docs_dir, out))
+    first = out.read_text()
+    rc, backend = collect(*_flags(docs_dir, out))
+    assert rc == 0 and backend.prompts == [] and out.read_text() == first
+    assert json.loads((tmp_path / "qa.summary.json").read_text())["summary"]["llm_calls"] == 0
+    assert "LLM calls         0" in capsys.readouterr().out
+
+
+def test_garbage_replies_are_repaired_or_counted_never_fatal(collect, docs_dir, tmp_path):
+    out = tmp_path / "qa.jsonl"
+    rc, backend = collect(*_flags(docs_dir, out, "--max_repairs", "1"), garbage_every=3)
+    assert rc == 0
+    assert any(d.endswith("-repair1") for d, _ in backend.batches)
+    assert read_jsonl(out)
+    rc, backend = collect(*_flags(docs_dir, tmp_path / "b.jsonl", "--max_repairs", "0"), garbage_every=2)
+    summary = json.loads((tmp_path / "b.summary.json").read_text())["summary"]
+    assert rc == 0 and sum(summary["parse_failures"].values()) > 0
+
+
+@pytest.mark.parametrize("fail_after", [3, 25, 50])
+def test_resume_after_a_crash_redoes_nothing_and_duplicates_nothing(collect, docs_dir, tmp_path, fail_after):
+    ref = tmp_path / "ref.jsonl"
+    _, ref_backend = collect(*_flags(docs_dir, ref, "--chunks_per_wave", "1"))
+    out = tmp_path / "qa.jsonl"
+    rc, crashed = collect(*_flags(docs_dir, out, "--chunks_per_wave", "1"), fail_after=fail_after)
+    assert rc == 1
+    rc, resumed = collect(*_flags(docs_dir, out, "--chunks_per_wave", "1"))
+    assert rc == 0
+    # No prompt answered twice, none missing, and the same file as an uninterrupted run.
+    done = [prompt_hash(c) for c in crashed.prompts + resumed.prompts]
+    assert len(done) == len(set(done)) == len(ref_backend.prompts)
+    assert out.read_text() == ref.read_text()
+
+
+def test_ctrl_c_stops_cleanly_with_a_resume_hint(collect, docs_dir, tmp_path, caplog):
+    out = tmp_path / "qa.jsonl"
+    with caplog.at_level(logging.WARNING):
+        rc, _ = collect(*_flags(docs_dir, out, "--chunks_per_wave", "1"), raise_interrupt_after=30)
+    assert rc == 130
+    assert "run the same command again to resume" in caplog.text
+    summary = json.loads((tmp_path / "qa.summary.json").read_text())["summary"]
+    assert summary["status"] == "interrupted"
+    assert collect(*_flags(docs_dir, out, "--chunks_per_wave", "1"))[0] == 0
+
+
+def test_eval_fraction_holds_out_rewritten_questions(collect, docs_dir, tmp_path):
+    out = tmp_path / "qa.jsonl"
+    rc, _ = collect(*_flags(docs_dir, out, "--eval_fraction", "0.5", "--role_amount_per_fact", "3"))
+    assert rc == 0
+    train, ev = read_jsonl(out), read_jsonl(tmp_path / "qa.eval.jsonl")
+    assert ev
+    train_questions = {r["conversations"][0]["value"] for r in train}
+    train_facts = {r["fact"] for r in train}
+    for e in ev:
+        assert set(e) >= {"question", "answers", "fact", "file_name", "chunk_id", "role"}
+        assert e["question"] not in train_questions  # never trained on
+        assert e["fact"] in train_facts  # ... while other phrasings of the same fact are
+        assert e["train_question"] in train_questions
+    # Seeded: the same run picks the same facts; another seed picks others.
+    rc, _ = collect(*_flags(docs_dir, tmp_path / "again.jsonl", "--eval_fraction", "0.5", "--role_amount_per_fact", "3"))
+    assert [e["question"] for e in read_jsonl(tmp_path / "again.eval.jsonl")] == [e["question"] for e in ev]
+
+
+def test_grounding_filter_drops_or_replaces_invented_answers(collect, docs_dir, tmp_path):
+    def summary(name):
+        return json.loads((tmp_path / f"{name}.summary.json").read_text())["summary"]
+
+    def invented(name):
+        return any("Zyxxon" in json.dumps(r) for r in read_jsonl(tmp_path / f"{name}.jsonl"))
+
+    # Default: the unsupported answer is replaced by the (grounded) fact sentence.
+    assert collect(*_flags(docs_dir, tmp_path / "d.jsonl"), invent_answers=True)[0] == 0
+    assert not invented("d") and summary("d")["answers_from_fact"] > 0 and summary("d")["grounding_dropped"] == 0
+    # Without the replacement the pair is dropped.
+    assert collect(*_flags(docs_dir, tmp_path / "x.jsonl", "--answer_with_fact", "false"), invent_answers=True)[0] == 0
+    assert not invented("x") and summary("x")["grounding_dropped"] == summary("d")["answers_from_fact"]
+    # Threshold 0 disables the filter.
+    assert collect(*_flags(docs_dir, tmp_path / "n.jsonl", "--grounding_threshold", "0"), invent_answers=True)[0] == 0
+    assert invented("n")
+
+
+def test_bad_inputs_are_reported_by_name_and_the_rest_goes_on(collect, tmp_path, caplog):
+    from tests.data_processor.test_readers import make_docx
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "good.txt").write_text("The Ostrel bridge was opened in 1911. It is 340 metres long.")
+    (d / "empty.txt").write_text("")
+    (d / "blank.txt").write_text(" \n\n\t")
+    (d / "binary.txt").write_bytes(bytes(range(256)) * 64)
+    (d / "latin1.txt").write_bytes("Le café de Genève a été fondé en 1820 par Amélie Roux.".encode("latin-1"))
+    (d / "utf16.txt").write_text("The Lune river is 212 kilometres long.", encoding="utf-16")
+    good = make_docx(d / "tables.docx", with_paragraphs=False).read_bytes()
+    (d / "corrupt.docx").write_bytes(good[:300])
+    (d / "huge.txt").write_text(("The quick river carries boats past the mill " * 3000).strip() + ".")
+    (d / "loop").symlink_to(d, target_is_directory=True)
+    with caplog.at_level(logging.WARNING):
+        rc, _ = collect("--data_path", str(d), "--save_dir", str(tmp_path / "o.jsonl"))
+    assert rc == 0
+    summary = json.loads((tmp_path / "o.summary.json").read_text())["summary"]
+    skipped = " ".join(summary["files_skipped"])
+    for name in ("empty.txt", "blank.txt", "binary.txt", "corrupt.docx", "loop"):
+        assert name in skipped and name in caplog.text
+    assert summary["files"] == 5  # good, latin1, utf16, tables.docx, huge
+    assert {r["file_name"] for r in read_jsonl(tmp_path / "o.jsonl")} >= {"good.txt", "latin1.txt", "utf16.txt"}
+
+
+def test_no_documents_is_a_clean_error(collect, tmp_path, caplog):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.pdf").write_bytes(b"%PDF")
+    with caplog.at_level(logging.ERROR):
+        rc, backend = collect("--data_path", str(tmp_path / "d"), "--save_dir", str(tmp_path / "o.jsonl"))
+    assert rc == 2 and "no readable documents" in caplog.text and backend.prompts == []
+    rc, _ = collect("--data_path", str(tmp_path / "missing"), "--save_dir", str(tmp_path / "o.jsonl"))
+    assert rc == 2
+
+
+def test_bad_flags_are_a_clean_error(collect, capsys):
+    rc, _ = collect("--model_type", "nope")
+    assert rc == 2 and "--model_type must be one of" in capsys.readouterr().err
+
+
+def test_shards_split_files_and_outputs(collect, docs_dir, tmp_path):
+    out = tmp_path / "qa.jsonl"
+    for k in range(2):
+        assert collect(*_flags(docs_dir, out, "--num_shards", "2", "--shard_index", str(k)))[0] == 0
+    a, b = read_jsonl(tmp_path / "qa.shard0of2.jsonl"), read_jsonl(tmp_path / "qa.shard1of2.jsonl")
+    assert {r["file_name"] for r in a} == {"sub/ostrel.md"} and {r["file_name"] for r in b} == {"veloria.txt"}
+
+
+def test_overwrite_starts_the_file_afresh_but_keeps_the_cache(collect, docs_dir, tmp_path):
+    out = tmp_path / "qa.jsonl"
+    collect(*_flags(docs_dir, out))
+    out.write_text('{"id": "stale"}\n')
+    rc, backend = collect(*_flags(docs_dir, out, "--overwrite"))
+    assert rc == 0 and backend.prompts == [] and "stale" not in out.read_text() and read_jsonl(out)
+
+
+def test_rows_appear_wave_by_wave(collect, docs_dir, tmp_path):
+    out = tmp_path / "qa.jsonl"
+    backend = ScriptedBackend()
+    seen = []
+    orig = backend.generate
+
+    def spy(chats, sampling, **kw):
+        seen.append((kw["desc"], len(read_jsonl(out)) if out.exists() else 0))
+        return orig(chats, sampling, **kw)
+
+    backend.generate = spy
+    assert collect(*_flags(docs_dir, out, "--chunks_per_wave", "1"), backend=backend)[0] == 0
+    written_before_theme = [n for d, n in seen if d == "theme"]
+    assert written_before_theme[0] == 0 and written_before_theme[-1] > 0
+
+
+def test_unwritable_output_is_a_clean_error(collect, docs_dir, tmp_path, caplog):
+    (tmp_path / "a_file").write_text("x")
+    with caplog.at_level(logging.ERROR):
+        rc, _ = collect(*_flags(docs_dir, tmp_path / "a_file" / "qa.jsonl"))
+    assert rc == 2 and "cannot write" in caplog.text
