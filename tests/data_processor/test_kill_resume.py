@@ -94,7 +94,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(refer
     assert len(calls) <= len(ref_prompts) + kills
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(reference, tmp_path, sig):
     docs, ref, _ = reference
     out, call_log = tmp_path / "run" / "qa.jsonl", tmp_path / "calls.log"
