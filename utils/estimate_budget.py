@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -36,7 +37,10 @@ def count_tokens(paths: list[str], tokenizer, max_rows: int | None = None) -> li
             except ValueError:
                 continue
             ids = tokenizer.apply_chat_template(msgs, tokenize=True)
-            lengths.append(len(ids["input_ids"] if isinstance(ids, dict) else ids))
+            # transformers 5 returns a BatchEncoding (a UserDict, not a dict): len() of it counts its keys.
+            if hasattr(ids, "keys") and "input_ids" in ids:
+                ids = ids["input_ids"]
+            lengths.append(len(ids))
             if max_rows and len(lengths) >= max_rows:
                 return lengths
     return lengths
@@ -105,15 +109,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compare_summary:
         summary = json.loads(Path(args.compare_summary).read_text())
-        peak = measure_matmul_peak("bfloat16" if summary.get("bf16") else "float32")
+        processes = int(summary.get("world_size", 1))
+        # The run's processes shared the cores (the launcher gives each cores // processes threads):
+        # the machine's peak is that many single-process peaks, not one process using every core.
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        peak = processes * measure_matmul_peak("bfloat16" if summary.get("bf16") else "float32", threads=threads)
         n = _param_count(summary.get("model_name_or_path", args.model_name_or_path))
         # Real (non-pad) tokens over all epochs and ranks; with dynamic padding the pad share is small.
         tokens = summary["tokens"]
-        processes = int(summary.get("world_size", 1))
         pred = estimate_seconds(tokens, n, epochs=1, peak_flops=peak, num_devices=1, mfu=1.0, lora=lora)
         measured = summary["train_runtime_s"]
         achieved = pred / measured  # = achieved MFU against this CPU's matmul peak
-        print(f"CPU matmul peak {peak / 1e9:.1f} GFLOP/s ({processes} process(es)); model {n / 1e6:.0f}M params; "
+        print(f"CPU matmul peak {peak / 1e9:.1f} GFLOP/s ({processes} process(es) x {threads} thread(s)); model {n / 1e6:.0f}M params; "
               f"{tokens:,} tokens processed in {measured:.0f} s")
         print(f"achieved MFU vs this CPU's matmul peak: {achieved:.3f}")
         pred_assumed = pred / args.mfu

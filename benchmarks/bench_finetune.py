@@ -1,0 +1,354 @@
+"""Fine-tuning throughput: the seed's pad-to-max batches vs our batching, threads vs processes, FLOP/s.
+
+    python -m benchmarks.bench_finetune                      # default model, examples/datasets, ~10 min here
+    python -m benchmarks.bench_finetune --quick              # fewer steps/rounds, no torchrun part (~3 min)
+    python -m benchmarks.bench_finetune --model_name_or_path /path/to/tiny --quick --in_process   # smoke test
+
+Part 1 (batching) trains a fresh LoRA (finetune.py's defaults) for --steps optimizer steps per variant,
+on the same rows, same batch size, one process:
+  seed_pad_max     every example padded to --pad_to_length (the seed's way), random order
+  dynamic_grouped  padded to the batch's longest only, batches of similar length (finetune.py's default)
+  packed           examples packed into sequences of --pad_to_length (finetune.py --packing True)
+The variants run interleaved (a, b, c, a, b, c ...), each in its own process so that its peak memory is
+its own, and the machine's background load hits them alike; ratios are taken per round then averaged.
+Part 2 (parallelism) runs finetune.py itself for the same steps and global batch as 1 process x 2
+threads and as 2 processes x 1 thread (torchrun, gloo), interleaved, and reads its train_summary.json.
+FLOP/s: training_flops_per_token (utils/flops) x tokens executed (pad included: the CPU computes them)
+over the step time, against this CPU's matmul peak measured in the same run.
+
+Prints one table per part; writes every measurement, as it is made, to <output_dir>/results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from utils.io_utils import atomic_write_json  # noqa: E402
+
+logger = logging.getLogger("bench_finetune")
+VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed")
+BASELINE = "seed_pad_max"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_path", nargs="*", default=None,
+                   help="Training JSONL file(s) (default: examples/datasets/*.jsonl).")
+    p.add_argument("--model_name_or_path", default="default", help="'default' (SmolLM2-135M) or a model folder.")
+    p.add_argument("--steps", type=int, default=4, help="Timed optimizer steps per variant and round (after 1 warm-up step).")
+    p.add_argument("--batch_size", type=int, default=4, help="Examples (or packed sequences) per optimizer step.")
+    p.add_argument("--pad_to_length", type=int, default=512,
+                   help="The seed's fixed padded length (its model_max_length); also the packed sequence length.")
+    p.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of all variants (ratios averaged over rounds).")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated subset of {', '.join(VARIANTS)}.")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for part 1 (1: the faster setting on this shared 2-core machine, see docs/performance.md).")
+    p.add_argument("--parallel_steps", type=int, default=8, help="Optimizer steps of each finetune.py run in part 2.")
+    p.add_argument("--parallel_global_batch", type=int, default=8, help="Global batch of part 2 (split across processes).")
+    p.add_argument("--parallel_rounds", type=int, default=2, help="Interleaved rounds of part 2.")
+    p.add_argument("--skip_parallel", action="store_true", help="Skip part 2 (torchrun).")
+    p.add_argument("--skip_batching", action="store_true", help="Skip part 1 (only the parallelism comparison).")
+    p.add_argument("--in_process", action="store_true",
+                   help="Run part-1 variants in this process (faster start; peak memory is then cumulative, not per variant).")
+    p.add_argument("--quick", action="store_true", help="Fewer steps and rounds, no part 2: a few minutes on the default model.")
+    p.add_argument("--output_dir", default="output/bench_finetune", help="results.json and part-2 run folders.")
+    p.add_argument("--seed", type=int, default=0, help="Seed for sampling order and LoRA init.")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
+    return p
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """--quick: the smallest run whose ratios still mean something."""
+    if args.quick:
+        args.steps, args.rounds, args.skip_parallel = min(args.steps, 2), 1, True
+    return args
+
+
+# ---------------------------------------------------------------- batching (part 1): pure pieces
+def pad_to_fixed(features: list[dict], length: int, pad_token_id: int) -> dict:
+    """The seed's collation: every example right-padded (or cut) to ``length`` tokens, labels -100 on pads."""
+    import torch
+
+    ids, labels, mask = [], [], []
+    for f in features:
+        n = min(len(f["input_ids"]), length)
+        ids.append(list(f["input_ids"][:n]) + [pad_token_id] * (length - n))
+        labels.append(list(f["labels"][:n]) + [-100] * (length - n))
+        mask.append([1] * n + [0] * (length - n))
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+def batch_token_counts(batch: dict, features: list[dict]) -> tuple[int, int]:
+    """``(real, executed)`` tokens of a collated batch: real = the examples' own tokens; executed = all slots."""
+    real = sum(min(len(f["input_ids"]), batch["input_ids"].shape[1]) for f in features)
+    return real, batch["input_ids"].numel()
+
+
+def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: int, seed: int) -> list[list[int]]:
+    """Index lists of ``n_batches`` batches, cycling over the data in fresh epochs as needed.
+
+    ``dynamic_grouped`` uses transformers' LengthGroupedSampler (what finetune.py's sampler does);
+    the others a seeded random permutation.
+    """
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    order: list[int] = []
+    epoch = 0
+    while len(order) < n_batches * batch_size:
+        if variant == "dynamic_grouped":
+            gen = torch.Generator().manual_seed(seed + epoch)
+            order += list(LengthGroupedSampler(batch_size, lengths=lengths, generator=gen))
+        else:
+            perm = list(range(len(lengths)))
+            random.Random(seed + epoch).shuffle(perm)
+            order += perm
+        epoch += 1
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
+
+
+def _train_args():
+    # finetune.py's load_model reads only these fields of TrainingArguments.
+    return SimpleNamespace(bf16=False, fp16=False, gradient_checkpointing=False, process_index=0)
+
+
+def run_variant(variant: str, args: argparse.Namespace) -> dict:
+    """Train a fresh LoRA for 1 + ``args.steps`` optimizer steps with ``variant``'s batching; time the last ``steps``."""
+    import torch
+
+    from utils.finetune_args import DataArguments, LoraArguments, ModelArguments
+    from utils.sft_data import PackedDataset, SFTCollator, SupervisedDataset, load_rows
+    from utils.sft_model import load_model, load_tokenizer
+    from utils.training import peak_memory_mb
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model_args = ModelArguments(model_name_or_path=args.model_name_or_path)
+    data_args = DataArguments(model_max_length=args.pad_to_length)
+    tokenizer = load_tokenizer(model_args, data_args)
+    rows = [r for p in args.data_path for r in load_rows(p)]
+    dataset = SupervisedDataset(rows, tokenizer, args.pad_to_length)
+    collator = SFTCollator(tokenizer.pad_token_id)
+    if variant == "packed":
+        dataset = PackedDataset(dataset, args.pad_to_length)
+    if variant == "seed_pad_max":
+        def collate(features): return pad_to_fixed(features, args.pad_to_length, tokenizer.pad_token_id)
+    else:
+        collate = collator
+    model = load_model(model_args, LoraArguments(), _train_args(), tokenizer)
+    model.train()
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    batches = batch_orders(variant, dataset.lengths, args.batch_size, args.steps + 1, args.seed)
+    real = executed = 0
+    losses = []
+    t_start = None
+    for step, idx in enumerate(batches):
+        if step == 1:  # step 0 warms up allocator and kernels; it is not timed
+            t_start = time.perf_counter()
+        features = [dataset[i] for i in idx]
+        batch = collate(features)
+        loss = model(**batch).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        losses.append(loss.detach().item())
+        if step >= 1:
+            r, e = batch_token_counts(batch, features)
+            real, executed = real + r, executed + e
+    seconds = time.perf_counter() - t_start
+    return {"variant": variant, "steps": args.steps, "batch_size": args.batch_size, "seconds": round(seconds, 3),
+            "real_tokens": real, "executed_tokens": executed, "real_tok_s": real / seconds,
+            "executed_tok_s": executed / seconds, "pad_fraction": 1 - real / executed, "n_params": n_params,
+            "threads": args.threads, "losses": losses, **peak_memory_mb()}
+
+
+def _variant_in_subprocess(variant: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.bench_finetune", *argv, "--worker", variant]
+    env = {**os.environ, "OMP_NUM_THREADS": str(parse_threads(argv)), "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"variant {variant} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_threads(argv: list[str]) -> int:
+    return build_parser().parse_args(argv).threads
+
+
+def summarise_rounds(results: list[dict], baseline: str = BASELINE) -> dict:
+    """Per variant: median real tok/s, pad fraction, peak memory, and the mean per-round ratio to ``baseline``.
+
+    Ratios are formed within a round (same background load) before averaging, which is what makes them
+    robust on a shared machine where absolute tok/s drift by 2x.
+    """
+    by_round: dict[int, dict[str, dict]] = {}
+    for r in results:
+        by_round.setdefault(r["round"], {})[r["variant"]] = r
+    out: dict[str, dict] = {}
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        runs = [r for r in results if r["variant"] == variant]
+        ratios = [rnd[variant]["real_tok_s"] / rnd[baseline]["real_tok_s"]
+                  for rnd in by_round.values() if variant in rnd and baseline in rnd]
+        out[variant] = {
+            "real_tok_s": statistics.median(r["real_tok_s"] for r in runs),
+            "executed_tok_s": statistics.median(r["executed_tok_s"] for r in runs),
+            "pad_fraction": statistics.mean(r["pad_fraction"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "ratio_vs_baseline": statistics.mean(ratios) if ratios else None,
+            "ratios_per_round": ratios,
+        }
+    return out
+
+
+# ---------------------------------------------------------------- parallelism (part 2)
+def finetune_command(layout: str, args: argparse.Namespace, output_dir: str, port: int) -> tuple[list[str], dict]:
+    """finetune.py command and environment for ``layout`` '1x2' (1 process, 2 threads) or '2x1' (torchrun, gloo)."""
+    procs, threads = (1, 2) if layout == "1x2" else (2, 1)
+    flags = ["--model_name_or_path", args.model_name_or_path, "--data_path", ",".join(args.data_path),
+             "--output_dir", output_dir, "--max_steps", str(args.parallel_steps),
+             "--per_device_train_batch_size", str(args.parallel_global_batch // procs),
+             "--gradient_accumulation_steps", "1", "--save_strategy", "no", "--report_to", "none",
+             "--use_wandb", "False", "--logging_steps", "1", "--loss_dir", os.path.join(output_dir, "losses"),
+             "--run_name", layout, "--dataloader_num_workers", "0", "--seed", str(args.seed)]
+    if procs == 1:
+        cmd = [sys.executable, "finetune.py", *flags]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+               "--master_addr", "127.0.0.1", "--master_port", str(port), "finetune.py", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
+           "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    return cmd, env
+
+
+def run_layout(layout: str, args: argparse.Namespace, output_dir: str, port: int) -> dict:
+    """Run finetune.py in ``layout``; return its summary figures (tok/s over the steady steps)."""
+    cmd, env = finetune_command(layout, args, output_dir, port)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{layout}: finetune.py failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    summary = json.loads(Path(output_dir, "train_summary.json").read_text())
+    procs = 1 if layout == "1x2" else 2
+    if int(summary.get("world_size", 1)) != procs:
+        # Each torchrun process would then train alone on the whole data: not data parallelism.
+        raise RuntimeError(f"{layout}: finetune.py reports world_size {summary.get('world_size')}, expected {procs}")
+    runtime = summary["train_runtime_s"]  # all steps, first included: the same warm-up for both layouts
+    return {"layout": layout, "train_runtime_s": runtime, "tokens": summary["tokens"],
+            "steps": summary["global_step"], "s_per_step": runtime / max(1, summary["global_step"]),
+            "real_tok_s": summary["tokens"] / runtime, "world_size": summary.get("world_size"),
+            "peak_rss_mb": summary.get("peak_rss_mb"), "summary_path": str(Path(output_dir, "train_summary.json"))}
+
+
+# ---------------------------------------------------------------- report
+def format_table(rows: list[list], header: list[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = apply_quick(build_parser().parse_args(argv))
+    args.data_path = args.data_path or sorted(glob.glob(str(ROOT / "examples" / "datasets" / "*.jsonl")))
+    if args.worker:
+        print(json.dumps(run_variant(args.worker, args)))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown or BASELINE not in variants:
+        print(f"error: --variants must include {BASELINE} and only {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    from tqdm.auto import tqdm
+
+    from utils.flops import measure_matmul_peak, training_flops_per_token
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report: dict = {"args": {k: v for k, v in vars(args).items() if k != "worker"}, "load_before": load_average(),
+                    "batching": [], "parallel": []}
+    results_path = out_dir / "results.json"
+    worker_argv = [a for a in argv if a != "--in_process"]
+    peak = measure_matmul_peak("float32", threads=args.threads)
+    report["matmul_peak_flops"] = peak
+
+    # Part 1: interleaved a, b, c, a, b, c ...
+    jobs = [] if args.skip_batching else [(rnd, v) for rnd in range(args.rounds) for v in variants]
+    for rnd, variant in tqdm(jobs, desc="batching variants"):
+        res = run_variant(variant, args) if args.in_process else _variant_in_subprocess(variant, worker_argv)
+        res["round"] = rnd
+        report["batching"].append(res)
+        atomic_write_json(results_path, report)
+    if report["batching"]:
+        table = summarise_rounds(report["batching"])
+        fpt = training_flops_per_token(report["batching"][0]["n_params"], lora=True)
+        rows = []
+        for v, s in table.items():
+            achieved = s["executed_tok_s"] * fpt
+            rows.append([v, f"{s['real_tok_s']:.0f}", f"{100 * s['pad_fraction']:.1f}%", f"{s['peak_rss_mb']:.0f}",
+                         f"{achieved / 1e9:.1f}", f"{achieved / peak:.2f}",
+                         f"{s['ratio_vs_baseline']:.2f}" + (f" ({', '.join(f'{x:.2f}' for x in s['ratios_per_round'])})"
+                                                             if len(s['ratios_per_round']) > 1 else "")])
+        report["batching_summary"] = table
+        print(f"\nPart 1: batching — {report['batching'][0]['n_params'] / 1e6:.0f}M params, LoRA, batch {args.batch_size}, "
+              f"{args.steps} timed steps x {args.rounds} round(s), {args.threads} thread(s), pad length {args.pad_to_length}; "
+              f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+        print(format_table(rows, ["variant", "real tok/s", "pad", "peak RSS MiB", "GFLOP/s", "of peak", f"x {BASELINE}"]))
+
+    # Part 2: 1 process x 2 threads vs 2 processes x 1 thread, interleaved.
+    if not args.skip_parallel:
+        layouts = ("1x2", "2x1")
+        jobs = [(rnd, lay) for rnd in range(args.parallel_rounds) for lay in layouts]
+        for i, (rnd, layout) in enumerate(tqdm(jobs, desc="parallel layouts")):
+            res = run_layout(layout, args, str(out_dir / f"{layout}_round{rnd}"), port=29600 + i)
+            res["round"] = rnd
+            report["parallel"].append(res)
+            atomic_write_json(results_path, report)
+        rows, per = [], {}
+        for layout in layouts:
+            runs = [r for r in report["parallel"] if r["layout"] == layout]
+            per[layout] = statistics.median(r["real_tok_s"] for r in runs)
+            rows.append([layout, f"{per[layout]:.0f}", f"{statistics.median(r['s_per_step'] for r in runs):.2f}",
+                         max(r["peak_rss_mb"] or 0 for r in runs)])
+        ratios = [a["real_tok_s"] / b["real_tok_s"] for a, b in zip(
+            [r for r in report["parallel"] if r["layout"] == "2x1"], [r for r in report["parallel"] if r["layout"] == "1x2"])]
+        report["parallel_ratio_2x1_over_1x2"] = statistics.mean(ratios)
+        print(f"\nPart 2: finetune.py, {args.parallel_steps} steps, global batch {args.parallel_global_batch}, "
+              f"{args.parallel_rounds} interleaved round(s)")
+        print(format_table(rows, ["procs x threads", "real tok/s", "s/step", "peak RSS MiB (rank 0)"]))
+        faster = "2x1" if report["parallel_ratio_2x1_over_1x2"] > 1 else "1x2"
+        print(f"2 processes x 1 thread / 1 process x 2 threads = {report['parallel_ratio_2x1_over_1x2']:.2f} "
+              f"-> faster here: {faster}")
+        print(f"check the paper estimator: python -m utils.estimate_budget --compare_summary {report['parallel'][0]['summary_path']}")
+    report["load_after"] = load_average()
+    atomic_write_json(results_path, report)
+    print(f"\nload average before/after: {report['load_before']} / {report['load_after']}; results -> {results_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
