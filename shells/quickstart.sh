@@ -22,6 +22,8 @@
 #   --train_data FILE      skip collection and fine-tune on this QA JSONL (collector format)
 #   --eval_qa FILE         held-out questions (default examples/eval_qa.jsonl)
 #   --control FILE|none    general-knowledge questions for forgetting (default examples/control_qa.jsonl)
+#   --replay_prompts F|none general prompts whose base-model answers are mixed into training so the
+#                          update does not erase general knowledge (default examples/replay_prompts.txt)
 #   --small                reduced mode: 1 QA and 1 role per fact, 2 training steps, 5 questions per set
 #   --collect_args "..."   extra flags for collect_data.sh (e.g. "--api_base http://host:8000/v1")
 #   --finetune_args "..."  extra flags for finetune.py (e.g. "--num_train_epochs 3 --learning_rate 1e-4")
@@ -32,6 +34,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 RUN=""; MODEL="default"; GENERATOR=""; GEN_TYPE="hf"; DOCS="$ROOT/examples/docs"; TRAIN_DATA=""
 EVAL_QA="$ROOT/examples/eval_qa.jsonl"; CONTROL="$ROOT/examples/control_qa.jsonl"; SMALL=0
+REPLAY_PROMPTS="$ROOT/examples/replay_prompts.txt"
 COLLECT_ARGS=""; FINETUNE_ARGS=""; EVAL_ARGS=""
 usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 abspath() { if [[ "$1" == none ]]; then echo none; else python3 -c 'import os,sys; print(os.path.abspath(sys.argv[1]))' "$1"; fi; }
@@ -46,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --eval_qa) EVAL_QA="$2"; shift 2 ;;
     --control) CONTROL="$2"; shift 2 ;;
     --small) SMALL=1; shift ;;
+    --replay_prompts) REPLAY_PROMPTS="$2"; shift 2 ;;
     --collect_args) COLLECT_ARGS="$2"; shift 2 ;;
     --finetune_args) FINETUNE_ARGS="$2"; shift 2 ;;
     --eval_args) EVAL_ARGS="$2"; shift 2 ;;
@@ -122,10 +126,22 @@ if stage 3 collect; then
   echo "[quickstart] $rows QA pairs in $QA"
   done_stage collect
 fi
+# Self-distillation replay: the base model's own answers to general prompts, mixed into training.
+TRAIN_FILES="$QA"
+if [[ "$REPLAY_PROMPTS" != none ]]; then
+  REPLAY="$RUN/data/replay.jsonl"
+  small=(); [[ "$SMALL" == 1 ]] && small=(--max_new_tokens 16)
+  (cd "$ROOT" && python -m utils.self_distill --model_name_or_path "$MODEL" --prompts "$REPLAY_PROMPTS" \
+     --output "$REPLAY" ${small[@]+"${small[@]}"})
+  [[ -s "$REPLAY" ]] && TRAIN_FILES="$QA,$REPLAY"
+fi
 
 # -- 4. fine-tune ----------------------------------------------------------------------------------
 ADAPTER="$RUN/adapter"
 if stage 4 finetune; then
+  # The default recipe (README "Results"): measured on the sample corpus with the default model.
+  recipe=(--num_train_epochs 4 --learning_rate 3e-4 --per_device_train_batch_size 8 --save_strategy epoch
+          --save_total_limit 1)
   small=(); [[ "$SMALL" == 1 ]] && small=(--max_steps 2)
   if [[ -z "${MASTER_PORT:-}" && "${NNODES:-1}" == 1 ]]; then
     # One node: any free port, so a quickstart never collides with another torchrun on 29500.
@@ -134,9 +150,9 @@ if stage 4 finetune; then
   fi
   # "latest" resumes from the newest checkpoint in the adapter folder when a run was interrupted.
   # shellcheck disable=SC2086
-  bash "$ROOT/shells/finetune_lora_ds.sh" -m "$MODEL" -d "$QA" -o "$ADAPTER" -- \
+  bash "$ROOT/shells/finetune_lora_ds.sh" -m "$MODEL" -d "$TRAIN_FILES" -o "$ADAPTER" -- \
     --run_name quickstart --loss_dir "$RUN/losses" --resume_from_checkpoint latest \
-    ${small[@]+"${small[@]}"} $FINETUNE_ARGS
+    "${recipe[@]}" ${small[@]+"${small[@]}"} $FINETUNE_ARGS
   if [[ ! -f "$ADAPTER/adapter_config.json" ]]; then
     echo "[quickstart] fine-tuning wrote no adapter to $ADAPTER" >&2; exit 1
   fi
