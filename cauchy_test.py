@@ -21,7 +21,7 @@ contain NaN/inf are reported with the reason and count as failures.
 Two diagnostic columns (not part of the decision) say why a curve fails: ``drift`` is the change of
 a straight line fitted to the raw tail (large: still moving, train longer), ``step noise`` the raw
 step-to-step noise (EMA leaves about noise / sqrt(window); large: lengthen --window or accept a larger
---threshold, see docs/tests.md).
+--threshold, see the README (acceptance tests)).
 
 Writes ``convergence.txt`` (the table), ``convergence.json`` and ``convergence.png`` (raw and
 smoothed curves, each curve's tail shaded) into the loss folder unless ``--output_dir`` says
@@ -54,7 +54,7 @@ MAKERS = "bash test_case_1.sh --small (three quick runs) or bash shells/finetune
 
 @dataclass
 class CauchyConfig:
-    """Parameters of the criterion; the defaults are explained in docs/tests.md."""
+    """Parameters of the criterion; the defaults are explained in the README (acceptance tests)."""
 
     threshold: float = 1e-3
     smoothing: str = "ema"

@@ -5,7 +5,7 @@
 
 Writes the adapter and tokenizer to --output_dir, the per-step loss to <loss_dir>/<run_name>.npy,
 <output_dir>/train_summary.json and, after a few steps, <output_dir>/time_projection.json.
-Run ``python finetune.py --help`` for every flag; docs/finetune.md explains the choices.
+Run ``python finetune.py --help`` for every flag; the README (fine-tuning) explains the choices.
 """
 from __future__ import annotations
 

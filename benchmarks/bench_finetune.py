@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of all variants (ratios averaged over rounds).")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated subset of {', '.join(VARIANTS)}.")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for part 1 (1: the faster setting on this shared 2-core machine, see docs/performance.md).")
+                   help="torch threads for part 1 (1: the faster setting on this shared 2-core machine, see the README's Performance section).")
     p.add_argument("--parallel_steps", type=int, default=8, help="Optimizer steps of each finetune.py run in part 2.")
     p.add_argument("--parallel_global_batch", type=int, default=8, help="Global batch of part 2 (split across processes).")
     p.add_argument("--parallel_rounds", type=int, default=2, help="Interleaved rounds of part 2.")

@@ -98,7 +98,7 @@ def test_diagnostics_separate_drift_from_noise():
 
 
 def test_ema_divides_noise_std_by_sqrt_window():
-    # The rule of thumb docs/tests.md uses to pick --window and --threshold.
+    # The rule of thumb the README (acceptance tests) uses to pick --window and --threshold.
     noise = np.random.default_rng(4).normal(0, 1.0, 200_000)
     for w in (10, 20, 50):
         assert np.std(ct.smooth(noise, "ema", w)[1000:]) == pytest.approx(1 / np.sqrt(w), rel=0.05)
