@@ -283,8 +283,12 @@ def main(argv: list[str] | None = None, backend: LLMBackend | None = None, count
         return 2
     setup_logging(getattr(logging, cfg.log_level.upper(), logging.INFO))
     resume_hint = f"run the same command again to resume (replies are cached in {cfg.cache_path})"
-    # SIGTERM (e.g. from a job scheduler) stops like Ctrl+C: finished work is kept.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    # SIGTERM (e.g. from a job scheduler) stops like Ctrl+C: finished work is kept. SIGINT is set too:
+    # a process started in the background by a non-interactive shell inherits SIGINT *ignored*, and
+    # Python then never raises KeyboardInterrupt, so Ctrl+C / `kill -INT` would be silently lost.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         summary = run_collection(cfg, backend=backend, counter=counter)
     except (CollectionError, ReadError) as exc:
@@ -300,8 +304,8 @@ def main(argv: list[str] | None = None, backend: LLMBackend | None = None, count
         logger.error("cannot write %s: %s", exc.filename or cfg.save_path, exc.strerror or exc)
         return 2
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print_summary(summary, cfg.summary_path)
     missing = [d for d in summary.documents if d not in summary.docs_with_rows]
     if missing:
