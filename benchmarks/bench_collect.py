@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from data_processor.backends.base import BackendStats, LLMBackend  # noqa: E402
+from utils.flops import load_average  # noqa: E402
 from utils.io_utils import atomic_write_json  # noqa: E402
 
 logger = logging.getLogger("bench_collect")
@@ -206,13 +207,6 @@ def summarise(results: list[dict]) -> dict:
             if ratios:
                 out[f"{name}_{metric}"] = statistics.mean(ratios)
     return out
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from utils.flops import load_average  # noqa: E402
 from utils.io_utils import atomic_write_json  # noqa: E402
 
 logger = logging.getLogger("bench_finetune")
@@ -261,13 +262,6 @@ def format_table(rows: list[list], header: list[str]) -> str:
     lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, no sparsity).
 GPU_PEAK_FLOPS = {
@@ -48,3 +49,11 @@ def measure_matmul_peak(dtype: str = "float32", size: int = 1024, seconds: float
     if device == "cuda":
         torch.cuda.synchronize()
     return 2 * size**3 * n / (time.perf_counter() - t0)
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, recorded beside benchmark figures (a busy machine skews them)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
