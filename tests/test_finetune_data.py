@@ -68,13 +68,35 @@ def test_multi_turn_labels_every_answer_but_no_question(tok):
 
 
 def test_truncation_is_reported_and_answerless_rows_dropped(tok, caplog):
-    long_q = "word " * 400
-    rows = [Row("f:1", [{"role": "user", "content": long_q}, {"role": "assistant", "content": A}]),
-            Row("f:2", [{"role": "user", "content": Q}, {"role": "assistant", "content": A}])]
+    rows = [Row("f:1", [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": A}]),
+            Row("f:2", [{"role": "user", "content": Q}, {"role": "assistant", "content": A}]),
+            Row("f:3", [{"role": "user", "content": Q}, {"role": "assistant", "content": A * 10}])]
     ds = SupervisedDataset(rows, tok, max_length=64)
-    assert len(ds) == 1 and ds.num_truncated == 1
-    assert "truncated" in caplog.text and "f:1" in caplog.text
+    assert len(ds) == 2 and ds.num_truncated == 1 and ds.num_dropped == 1
     assert max(ds.lengths) <= 64
+    truncated, dropped = (r.getMessage() for r in caplog.records)
+    assert "1 of 3 rows are longer than --model_max_length 64 tokens and were truncated: f:3" in truncated
+    assert "dropped: no answer token left" in dropped and dropped.endswith(": f:1")
+    caplog.clear()
+    lazy = LazySupervisedDataset(rows, tok, max_length=64)
+    [lazy[i] for i in range(3)]
+    assert lazy.num_truncated == 2
+    assert "f:1: longer than --model_max_length 64, truncated (no answer token left" in caplog.text
+    assert "f:3: longer than --model_max_length 64, truncated" in caplog.text
+
+
+def test_a_row_that_cannot_be_tokenised_is_named(tok, monkeypatch):
+    import utils.sft_data
+
+    def broken_template(*args, **kwargs):
+        raise ValueError("the chat template re-renders earlier turns; cannot locate assistant tokens")
+
+    monkeypatch.setattr(utils.sft_data, "tokenize_conversation", broken_template)
+    rows = [Row("data.jsonl:7", [{"role": "user", "content": Q}, {"role": "assistant", "content": A}])]
+    with pytest.raises(DataFileError, match=r"data\.jsonl:7: cannot tokenise this row \(ValueError: the chat"):
+        SupervisedDataset(rows, tok, 64)
+    with pytest.raises(DataFileError, match=r"data\.jsonl:7: cannot tokenise"):
+        LazySupervisedDataset(rows, tok, 64)[0]
 
 
 def test_lazy_dataset_matches_eager(tok):

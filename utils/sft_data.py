@@ -140,7 +140,8 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> t
         last_has_eos = cut >= 0
         end = len(prefix) + (cut + len(eos) if cut >= 0 else len(segment.rstrip()))
         spans.append((len(prefix), end))
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: the tokenizer's own "longer than the maximum" warning names no row; ours does.
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids = list(enc["input_ids"])
     labels = [IGNORE_INDEX] * len(ids)
     k = 0
@@ -162,31 +163,52 @@ def _has_target(example: dict) -> bool:
     return any(label != IGNORE_INDEX for label in example["labels"])
 
 
+def _tokenize_row(tokenizer, row: Row, max_length: int) -> tuple[dict, bool]:
+    try:
+        return tokenize_conversation(tokenizer, row.messages, max_length)
+    except Exception as exc:  # noqa: BLE001 - jinja / tokenizer errors: name the row, not a traceback
+        raise DataFileError(f"{row.source}: cannot tokenise this row ({type(exc).__name__}: {exc})") from exc
+
+
+def _some(sources: list[str], n: int = 5) -> str:
+    return ", ".join(sources[:n]) + (f" and {len(sources) - n} more" if len(sources) > n else "")
+
+
 class SupervisedDataset(Dataset):
-    """Tokenises every row up front (one tqdm pass); drops rows whose answer was truncated away."""
+    """Tokenises every row up front (one tqdm pass).
+
+    A row longer than ``max_length`` tokens is truncated at the end and named (``file:line``) in a
+    warning; a row left with no answer token is dropped and named too. Raises
+    :class:`DataFileError` naming the row for one that cannot be tokenised, and ``ValueError`` when
+    no row is left to train on.
+    """
 
     def __init__(self, rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise"):
         from tqdm.auto import tqdm
 
         self.examples: list[dict] = []
-        truncated, dropped = 0, []
+        truncated, dropped = [], []
         for row in tqdm(rows, desc=desc, mininterval=2, disable=len(rows) < 2000):
-            ex, cut = tokenize_conversation(tokenizer, row.messages, max_length)
-            truncated += cut
-            if _has_target(ex):
-                self.examples.append(ex)
-            else:
+            ex, cut = _tokenize_row(tokenizer, row, max_length)
+            if not _has_target(ex):
                 dropped.append(row.source)
+                continue
+            if cut:
+                truncated.append(row.source)
+            self.examples.append(ex)
         if truncated:
-            logger.warning("%d of %d rows were longer than --model_max_length %d and were truncated",
-                           truncated, len(rows), max_length)
+            logger.warning("%d of %d rows are longer than --model_max_length %d tokens and were truncated: %s",
+                           len(truncated), len(rows), max_length, _some(truncated))
         if dropped:
-            logger.warning("%d row(s) dropped: no answer token left after truncation to %d tokens (first: %s)",
-                           len(dropped), max_length, dropped[0])
+            logger.warning("%d row(s) dropped: no answer token left after truncation to --model_max_length %d: %s",
+                           len(dropped), max_length, _some(dropped))
         if not self.examples:
-            raise ValueError(f"no trainable rows left after truncation to --model_max_length {max_length}")
+            files = ", ".join(dict.fromkeys(r.source.rsplit(":", 1)[0] for r in rows))
+            raise ValueError(f"{files}: no trainable rows left after truncation to --model_max_length {max_length}; "
+                             "raise --model_max_length")
         self.lengths = [len(ex["input_ids"]) for ex in self.examples]
-        self.num_truncated = truncated
+        self.num_truncated = len(truncated)
+        self.num_dropped = len(dropped)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -213,7 +235,7 @@ class LazySupervisedDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if i not in self.cache:
-            ex, cut = tokenize_conversation(self.tokenizer, self.rows[i].messages, self.max_length)
+            ex, cut = _tokenize_row(self.tokenizer, self.rows[i], self.max_length)
             if cut:
                 self.num_truncated += 1
                 logger.warning("%s: longer than --model_max_length %d, truncated%s", self.rows[i].source,
@@ -257,6 +279,8 @@ class PackedDataset(Dataset):
                 pos += list(range(len(ex["input_ids"])))
             self.packs.append({"input_ids": ids, "labels": labels, "position_ids": pos})
         self.lengths = [len(p["input_ids"]) for p in self.packs]
+        self.num_truncated = getattr(dataset, "num_truncated", 0)
+        self.num_dropped = getattr(dataset, "num_dropped", 0)
         logger.info("packed %d examples into %d sequences of <= %d tokens (fill %.0f%%)", len(items),
                     len(self.packs), max_length, 100 * sum(self.lengths) / max(1, len(self.packs) * max_length))
 
