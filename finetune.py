@@ -31,7 +31,7 @@ from utils.training import (  # noqa: E402
 )
 
 logger = logging.getLogger("finetune")
-EXIT_USER_ERROR, EXIT_PROJECTED_OVERRUN = 2, 3
+EXIT_WRITE_ERROR, EXIT_USER_ERROR, EXIT_PROJECTED_OVERRUN = 1, 2, 3
 
 
 def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> int:
@@ -67,19 +67,28 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
                     "`wandb sync %s/wandb/offline-run-*`", os.environ["WANDB_DIR"], os.environ["WANDB_DIR"])
 
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except DataFileError as exc:  # a row that cannot be tokenised, met late with --lazy_preprocess
+        logger.error("%s", exc)
+        return EXIT_USER_ERROR
     if projection.aborted:
         logger.error("stopped: projected %.2f h exceeds the budget of %.2f h (see %s/time_projection.json)",
                      projection.projection["projected_total_s"] / 3600, args.time_budget_hours, args.output_dir)
         return EXIT_PROJECTED_OVERRUN
     if eval_set is not None:
         trainer.evaluate()
-    save_final_model(trainer, args.output_dir)
+    try:
+        save_final_model(trainer, args.output_dir)
+    except OSError as exc:  # a full disk, a read-only folder: each file already there stays whole
+        logger.error("cannot save the adapter to %s: %s", args.output_dir, exc.strerror or exc)
+        return EXIT_WRITE_ERROR
     trainer.save_state()
     write_summary(trainer, result.metrics, time.perf_counter() - t0,
                   {"run_name": args.run_name, "data_path": data_args.data_path,
                    "model_name_or_path": model_args.model_name_or_path, "bf16": bool(args.bf16),
                    "truncated_rows": getattr(train_set, "num_truncated", 0),
+                   "dropped_rows": getattr(train_set, "num_dropped", 0),
                    "projection": projection.projection})
     return 0
 

@@ -160,6 +160,10 @@ def save_final_model(trainer, output_dir: str) -> None:
     renames each finished file into place, so a crash never leaves a half-written adapter file.
     """
     staging = os.path.join(output_dir, ".saving")
+    if trainer.is_world_process_zero():
+        # Leftovers of a save that crashed are partial: they must never be renamed into place below.
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     trainer.save_model(staging)
     if trainer.is_world_process_zero():
         for name in os.listdir(staging):
