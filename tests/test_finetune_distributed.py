@@ -90,31 +90,43 @@ def test_launcher_without_data_says_how_to_make_it(tmp_path):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_resume_after_kill_continues_the_loss_file(tmp_path, tiny_model_dir):
-    """SIGKILL after a checkpoint, resume with --resume_from_checkpoint True: no gap, no repeat."""
+    """SIGKILL after a checkpoint, resume with --resume_from_checkpoint True: the step count continues
+    from the newest complete checkpoint and the loss file has every step once, no gap, no repeat."""
+    from utils.training import last_complete_checkpoint
+
+    total = 12
     data, out, losses = make_data(tmp_path / "qa.jsonl", 40), tmp_path / "out", tmp_path / "losses"
     args = [sys.executable, "finetune.py", "--model_name_or_path", str(tiny_model_dir), "--data_path", str(data),
-            "--output_dir", str(out), "--loss_dir", str(losses), "--max_steps", "8", "--save_strategy", "steps",
-            "--save_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
+            "--output_dir", str(out), "--loss_dir", str(losses), "--max_steps", str(total), "--save_strategy",
+            "steps", "--save_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
             "--use_wandb", "False", "--disable_tqdm", "True", "--seed", "3"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    while not (out / "checkpoint-4" / "trainer_state.json").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() < deadline, "no checkpoint-4 within 180 s"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    assert killed_at < 8 and not (out / "train_summary.json").exists(), "the run finished before the kill"
-    saved = np.load(losses / "qa.npy")  # written at each checkpoint: survives the kill
-    assert len(saved) >= 4 and np.isfinite(saved).all()
+    with open(tmp_path / "first.log", "w") as log:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while not (out / "checkpoint-4" / "trainer_state.json").exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint-4 within 180 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "train_summary.json").exists(), "the run finished before the kill"
+    resume_step = int(last_complete_checkpoint(str(out)).rsplit("-", 1)[1])
+    assert 4 <= resume_step < total
+    saved = np.load(losses / "qa.npy")  # written at each checkpoint save, atomically: survives the kill
+    assert len(saved) >= 2 and np.isfinite(saved).all()
 
     resumed = subprocess.run(args + ["--resume_from_checkpoint", "True"], cwd=ROOT, env=env(),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    curve = np.load(losses / "qa.npy")
+    assert "Traceback" not in resumed.stderr
+    assert f"resuming from {out / f'checkpoint-{resume_step}'}" in resumed.stderr
+    # This session ran only the remaining steps: the step count continued from the checkpoint.
+    assert json.loads((out / "time_projection.json").read_text())["total_steps"] == total - resume_step
     state = json.loads((out / "trainer_state.json").read_text())
-    steps = [h["step"] for h in state["log_history"] if "loss" in h]
-    assert steps == list(range(1, 9))  # every step once: no gap, no repeat
-    assert curve.shape == (8,)
+    assert state["global_step"] == total
+    logged = [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
+    assert [s for s, _ in logged] == list(range(1, total + 1))  # every step once: no gap, no repeat
+    curve = np.load(losses / "qa.npy")
+    assert curve.shape == (total,)
+    np.testing.assert_allclose(curve, [loss for _, loss in logged], rtol=1e-6)  # step k's loss at index k-1
     np.testing.assert_allclose(curve[: len(saved)], saved)  # the history before the kill is kept as it was
