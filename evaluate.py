@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -211,13 +210,13 @@ def fingerprint(spec: ModelSpec, questions: list[dict], args: EvalArguments) -> 
 
 
 class ModelPool:
-    """Loads the base model once and applies each PEFT adapter to it by name, instead of reloading the
-    base per adapter; merged models are loaded on their own and freed after use."""
+    """Keeps the base model loaded for the base column; each adapter is merged into its own fresh copy
+    of the base (and freed after use), so an updated model generates as fast as the base, and the base
+    column can never see a LoRA layer. Merged model folders are loaded on their own."""
 
     def __init__(self, args: EvalArguments) -> None:
         self.args = args
         self.base = None  # HFBackend holding the base model and tokenizer
-        self.peft = None  # PeftModel wrapping the base once the first adapter is applied
 
     def _base_backend(self):
         from data_processor.backends.hf import HFBackend
@@ -233,29 +232,19 @@ class ModelPool:
         from data_processor.backends.hf import HFBackend
 
         sampling = SamplingConfig(temperature=0.0, max_new_tokens=self.args.max_new_tokens)
+        if spec.kind == "base":
+            base = self._base_backend()
+            return HFBackend(model=base.model, tokenizer=base.tokenizer, batch_size=self.args.batch_size,
+                             progress_desc=desc).generate(chats, sampling)
         if spec.kind == "merged":
             backend = HFBackend(spec.model, batch_size=self.args.batch_size, dtype=self.args.dtype, progress_desc=desc)
-            try:
-                return backend.generate(chats, sampling)
-            finally:
-                backend.close()
-        base = self._base_backend()
-        if spec.kind == "base":
-            # LoRA layers are injected into the base in place: switch them off for the base column.
-            ctx = self.peft.disable_adapter() if self.peft is not None else nullcontext()
-            with ctx:
-                return HFBackend(model=base.model, tokenizer=base.tokenizer, batch_size=self.args.batch_size,
-                                 progress_desc=desc).generate(chats, sampling)
-        from peft import PeftModel
-
-        if self.peft is None:
-            self.peft = PeftModel.from_pretrained(base.model, spec.adapter, adapter_name=spec.label)
-        elif spec.label not in self.peft.peft_config:
-            self.peft.load_adapter(spec.adapter, adapter_name=spec.label)
-        self.peft.set_adapter(spec.label)
-        self.peft.eval()
-        return HFBackend(model=self.peft, tokenizer=base.tokenizer, batch_size=self.args.batch_size,
-                         progress_desc=desc).generate(chats, sampling)
+        else:
+            backend = HFBackend(self.args.model_name_or_path, batch_size=self.args.batch_size, dtype=self.args.dtype,
+                                adapter_path=spec.adapter, merge_adapter=True, progress_desc=desc)
+        try:
+            return backend.generate(chats, sampling)
+        finally:
+            backend.close()
 
 
 def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path) -> dict:

@@ -232,6 +232,21 @@ def test_base_column_after_adapter_is_the_base(tiny_model_dir, tiny_adapter):
     assert pool.generate(base, chats, "t") == first
 
 
+def test_merged_adapter_answers_like_the_unmerged_adapter(tiny_model_dir, tiny_adapter):
+    """evaluate.py merges each adapter before generating (speed); the merge must not change the replies."""
+    from data_processor.backends.base import SamplingConfig
+    from data_processor.backends.hf import HFBackend
+
+    chats = [[{"role": "user", "content": "Who invented drennick?"}], [{"role": "user", "content": "Hello"}]]
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=6)
+    unmerged = HFBackend(str(tiny_model_dir), dtype="float32", adapter_path=str(tiny_adapter), show_progress=False)
+    merged = HFBackend(str(tiny_model_dir), dtype="float32", adapter_path=str(tiny_adapter), merge_adapter=True,
+                       show_progress=False)
+    merged.load()
+    assert not any("lora" in name for name, _ in merged.model.named_modules())
+    assert merged.generate(chats, sampling) == unmerged.generate(chats, sampling)
+
+
 def test_missing_qa_file_exits_with_error(tmp_path, tiny_model_dir, caplog):
     rc = evaluate.main(["--model_name_or_path", str(tiny_model_dir), "--qa_file", str(tmp_path / "nope.jsonl"),
                         "--output_dir", str(tmp_path / "o")])
