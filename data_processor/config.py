@@ -57,6 +57,13 @@ class CollectConfig:
     max_facts_per_chunk: int = field(default=12, metadata={"help": "Keep at most this many facts per chunk."})
     qa_amount_per_fact: int = field(default=2, metadata={"help": "QA pairs generated per fact."})
     role_amount_per_fact: int = field(default=2, metadata={"help": "Personas per document; each rewrites every QA pair's question (0 = none)."})
+    anchor_questions: bool = field(default=True, metadata={
+        "help": "Prefix the document's title to questions that name nothing specific to it (\"When did the "
+                "festival start?\"): closed-book they are unanswerable, and they teach the model to answer "
+                "every such question with this document (forgetting)."})
+    cloze_per_fact: int = field(default=2, metadata={
+        "help": "Fill-in-the-blank rows per fact, made without the LLM: a name or number of the fact is blanked "
+                "and the answer is the whole fact (data_processor/cloze.py). 0 = none."})
     max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
     grounding_threshold: float = field(default=0.75, metadata={
         "help": "Grounding filter: generated facts and answers need this share of their content words in the "

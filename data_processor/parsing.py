@@ -252,12 +252,28 @@ def proper_names(text: str) -> set[str]:
     return names
 
 
+def anchor_words(text: str) -> set[str]:
+    """Words that name something specific in ``text``: capitalised mid-sentence and never written in
+    lower case there ("Quillmere", "Brannock"; not "festival", though "the Saltlight Festival" occurs)."""
+    lower = {w for w in _WORD.findall(text) if w[:1].islower()}
+    return {w for name in proper_names(text) for w in _WORD.findall(name)} - lower
+
+
 def leaked_example_names(text: str, example_names: set[str], source: str) -> set[str]:
     """Names from a prompt's worked example that appear in ``text`` but not in ``source``: a small
     model that copies its example (the Eiffel Tower, in a text about a festival)."""
     if not example_names:
         return set()
     return (content_words(text) & example_names) - content_words(source)
+
+
+def is_repetitive(text: str, n: int = 4) -> bool:
+    """True when some run of ``n`` words occurs twice: a small generator caught in a loop ("a game of the
+    Hoop-and-Stick, which is a game of the Hoop-and-Stick, ..."). Every word of such a reply may be in
+    the source, so the grounding check alone lets it through."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
 
 
 def support(claim: str, source: str) -> float:

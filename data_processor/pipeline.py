@@ -12,13 +12,14 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from . import diversify, facts, qa, roles, theme
+from . import cloze, diversify, facts, qa, roles, theme
 from .backends import BackendError, LLMBackend, build_backend
 from .cache import CachedLLM, ResultCache
 from .chunking import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
 from .config import CollectConfig, parse_args
+from .parsing import anchor_words, proper_names
 from .prompts import load_lines, load_template
 from .readers import ReadError, load_documents
 from .writer import OutputSet, eval_row, is_eval_fact, row_id, train_row
@@ -54,6 +55,7 @@ class RunSummary:
     qa_skipped: int = 0
     grounding_dropped: int = 0
     answers_from_fact: int = 0
+    cloze_rows: int = 0
     rewrites: int = 0
     roles_fallback: int = 0
     parse_failures: dict = field(default_factory=dict)
@@ -96,9 +98,10 @@ def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
-def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, summary: RunSummary) -> None:
+def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, cloze_items) -> None:
     """Rows of one wave: each QA pair as generated, then its role rewrites; with ``--eval_fraction``
-    one rewrite per pair of a sampled fact goes to the eval file instead."""
+    one rewrite per pair of a sampled fact goes to the eval file instead. Then the fill-in-the-blank
+    rows (always training: they are not questions, and other rows state the same facts anyway)."""
     by_pair: dict[int, list] = {}
     for rw in rewrites:
         by_pair.setdefault(rw.pair_index, []).append(rw)
@@ -115,6 +118,10 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, summary: Ru
                 out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
             else:
                 out.add_train(train_row(question=rw.question, role=rw.role, **common))
+    for item in cloze_items:
+        f = item.fact
+        out.add_train(train_row(question=item.question, answer=f.text, fact=f.text, theme=f.theme, role="cloze",
+                                file_name=f.doc_name, chunk_id=f.chunk_id))
 
 
 def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> RunSummary:
@@ -243,7 +250,18 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
                                      chunk_text=chunk_text_by_id, grounding_threshold=cfg.grounding_threshold)
     summary.add_failures("diversify", n_fail)
     summary.rewrites += len(rewrites)
-    _write_rows(out, cfg, pairs, rewrites, summary)
+    titles = {d: cloze.document_title(first_chunk[d].text, d) for d in docs_in_wave}
+    names = {c.chunk_id: proper_names(c.text) for c in wave}
+    cloze_items = cloze.build_items(all_facts, cfg.cloze_per_fact, titles, names)
+    summary.cloze_rows += len(cloze_items)
+    if cfg.anchor_questions:
+        anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
+        pairs = [replace(p, question=qa.anchor_question(p.question, titles[p.fact.doc_name], anchors[p.fact.chunk_id]))
+                 for p in pairs]
+        rewrites = [replace(r, question=qa.anchor_question(r.question, titles[pairs[r.pair_index].fact.doc_name],
+                                                           anchors[pairs[r.pair_index].fact.chunk_id]))
+                    for r in rewrites]
+    _write_rows(out, cfg, pairs, rewrites, cloze_items)
 
 
 def print_summary(summary: RunSummary, path) -> None:
@@ -257,6 +275,7 @@ def print_summary(summary: RunSummary, path) -> None:
         f"QA pairs          {s['qa_pairs']} (SKIP {s['qa_skipped']}, grounding: {s['grounding_dropped']} dropped, "
         f"{s['answers_from_fact']} answered with the fact)",
         f"role rewrites     {s['rewrites']}",
+        f"cloze rows        {s['cloze_rows']}",
         f"rows written      {s['qa_written']} train, {s['eval_written']} eval "
         f"({s['duplicates']} duplicates, {s['rows_already_there']} already there)",
         f"parse failures    {fails} {summary.parse_failures if fails else ''}".rstrip(),

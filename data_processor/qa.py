@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from .facts import Fact
 from .parsing import (
-    ParseError, ask_with_repair, check_usable, clean_line, content_words, extract_json, leaked_example_names,
-    proper_names, strip_code_fences, support,
+    ParseError, ask_with_repair, check_usable, clean_line, content_words, extract_json, is_repetitive,
+    leaked_example_names, proper_names, strip_code_fences, support,
 )
 from .prompts import PromptTemplate
 
@@ -102,6 +102,8 @@ def parse_qa(reply: str, fact: str | None = None, source: str | None = None, min
         return SKIP
     if a.rstrip("?？") == q.rstrip("?？"):
         raise ParseError("the answer repeats the question")
+    if is_repetitive(q):
+        raise ParseError("the question repeats itself")
     if fact is not None and content_words(fact) and not (content_words(q) & content_words(fact)):
         raise ParseError("the question is not about the fact")
     if source is not None and support(q, source) < min_support:
@@ -109,6 +111,19 @@ def parse_qa(reply: str, fact: str | None = None, source: str | None = None, min
     if source is not None and leaked_example_names(f"{q} {a}", set(example_names), source):
         raise ParseError("the reply copies the example instead of using the fact")
     return q, a
+
+
+def anchor_question(question: str, title: str, anchors: set[str]) -> str:
+    """``question``, prefixed with the document's title when it names nothing specific to the document.
+
+    Asked closed-book, "When did the festival start?" has no answer, and training on it teaches the
+    model to answer *any* festival question with this document's date: the forgetting the control set
+    measures. Naming the document keeps the new fact tied to its subject. ``anchors``: see
+    :func:`~data_processor.parsing.anchor_words`.
+    """
+    if not title or content_words(question) & anchors or content_words(title) <= content_words(question):
+        return question
+    return f"{title} — {question}"
 
 
 def run(
@@ -147,7 +162,9 @@ def run(
             continue
         q, a = res
         fact = facts[fi]
-        if grounding_threshold > 0 and support(a, chunk_text[fact.chunk_id]) < grounding_threshold:
+        # A looping answer ("a game of the X, which is a game of the X, ...") can be made only of the
+        # chunk's words: the grounding check passes it, so it is judged on its own.
+        if grounding_threshold > 0 and (support(a, chunk_text[fact.chunk_id]) < grounding_threshold or is_repetitive(a)):
             if not answer_with_fact or support(fact.text, chunk_text[fact.chunk_id]) < grounding_threshold:
                 counts["grounding_dropped"] += 1
                 continue

@@ -21,15 +21,20 @@ def test_end_to_end_rows_batching_and_summary(collect, docs_dir, tmp_path):
     for r in rows:
         assert set(r) == {"id", "conversations", "fact", "theme", "role", "file_name", "chunk_id"}
         assert [t["from"] for t in r["conversations"]] == ["user", "assistant"]
-        assert r["conversations"][0]["value"].endswith("?") and r["conversations"][1]["value"]
+        question, answer = (t["value"] for t in r["conversations"])
+        if r["role"] == "cloze":  # fill-in-the-blank rows: one blank, answered with the whole fact
+            assert question.count("____") == 1 and answer == r["fact"]
+        else:
+            assert question.endswith("?") and answer
         assert r["chunk_id"].startswith(r["file_name"] + "#")
     assert {r["file_name"] for r in rows} == {"veloria.txt", "sub/ostrel.md"}
-    assert {r["role"] for r in rows} >= {"", "a person of kind 0", "a person of kind 1"}
+    assert {r["role"] for r in rows} >= {"", "a person of kind 0", "a person of kind 1", "cloze"}
     # Stage-wise batching: one backend call per stage, holding all of that stage's prompts.
     assert [d for d, _ in backend.batches] == ["theme", "facts", "qa", "roles", "diversify"]
     summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["qa_written"] == len(rows)
     assert summary["llm_calls"] == len(backend.prompts) and summary["files"] == 2
+    assert summary["cloze_rows"] == sum(r["role"] == "cloze" for r in rows)
     for key in ("chunks", "facts", "qa_pairs", "qa_skipped", "parse_failures", "prompt_tokens", "seconds",
                 "grounding_dropped", "duplicates"):
         assert key in summary
