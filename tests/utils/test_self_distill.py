@@ -49,3 +49,24 @@ def test_trim_to_sentence():
     assert trim_to_sentence("Complete answer.") == "Complete answer."
     assert trim_to_sentence("Is it? Yes! And then") == "Is it? Yes!"
     assert trim_to_sentence("no sentence end at all") == ""
+
+
+def test_shipped_replay_prompts_stay_disjoint_from_the_control_set():
+    """Replay trains on the base model's answers; a control question (or a near copy) among the prompts
+    would make the forgetting measurement meaningless."""
+    import json
+    from pathlib import Path
+
+    from data_processor.parsing import content_words
+    from utils.self_distill import read_prompts
+
+    root = Path(__file__).resolve().parents[2]
+    prompts = read_prompts(root / "examples" / "replay_prompts.txt")
+    control = [json.loads(line)["question"] for line in open(root / "examples" / "control_qa.jsonl")]
+    for q in control:
+        cq = content_words(q)
+        head = " ".join(q.lower().split()[:5])
+        for p in prompts:
+            cp = content_words(p)
+            assert len(cq & cp) / len(cq | cp) < 0.5, (q, p)
+            assert not p.lower().startswith(head), (q, p)
