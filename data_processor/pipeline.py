@@ -256,11 +256,12 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     summary.cloze_rows += len(cloze_items)
     if cfg.anchor_questions:
         anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
-        pairs = [replace(p, question=qa.anchor_question(p.question, titles[p.fact.doc_name], anchors[p.fact.chunk_id]))
-                 for p in pairs]
-        rewrites = [replace(r, question=qa.anchor_question(r.question, titles[pairs[r.pair_index].fact.doc_name],
-                                                           anchors[pairs[r.pair_index].fact.chunk_id]))
-                    for r in rewrites]
+
+        def anchored(question: str, fact) -> str:
+            return qa.anchor_question(question, titles[fact.doc_name], anchors[fact.chunk_id])
+
+        pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
+        rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
     _write_rows(out, cfg, pairs, rewrites, cloze_items)
 
 
