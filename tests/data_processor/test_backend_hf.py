@@ -61,4 +61,9 @@ def test_real_default_model_writes_valid_rows(default_model_dir, tmp_path):
     assert rows
     for row in rows:
         q, a = row["conversations"][0]["value"], row["conversations"][1]["value"]
-        assert q.endswith("?") and a and row["file_name"] == "bridge.txt"
+        assert a and row["file_name"] == "bridge.txt"
+        if row["role"] == "cloze":  # fill-in-the-blank: a statement with one blank, answered by the fact
+            assert q.count("____") == 1 and a == row["fact"]
+        else:
+            assert q.endswith("?")
+    assert any(row["role"] != "cloze" for row in rows), "no model-written QA row survived"
