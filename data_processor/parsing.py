@@ -276,6 +276,32 @@ def is_repetitive(text: str, n: int = 4) -> bool:
     return len(grams) != len(set(grams))
 
 
+def specifics(text: str) -> set[str]:
+    """The words of ``text`` that pin a fact down: numbers (each digit group, as :func:`content_words`
+    splits "3,016") and names capitalised mid-sentence (:func:`proper_names`), lower-cased."""
+    numbers = {w for w in content_words(text) if any(ch.isdigit() for ch in w)}
+    return numbers | {w for name in proper_names(text) for w in content_words(name)}  # "Norrgaard-Quint": 2 words
+
+
+def states_the_fact(answer: str, fact: str, question: str) -> bool:
+    """Whether ``answer`` says what ``fact`` says, judged on names and numbers (``question`` should
+    include the document's title: names the question or title gives are not invented).
+
+    Chunk-level grounding (:func:`support`) passes an answer built from the chunk's words that states
+    another fact or none: "What record did the islanders set in 2019?" -> "The islanders set a record in
+    2019." when the fact is "In 2019 the islanders floated a record 3,016 lanterns." Two checks against
+    the fact itself:
+    no name or number that is neither in the fact nor in the question (invented, or borrowed from a
+    neighbouring sentence), and at least one of the fact's own names or numbers that the question does
+    not already give (the answer actually answers).
+    """
+    fact_words, question_words = content_words(fact), content_words(question)
+    if specifics(answer) - fact_words - question_words:
+        return False
+    wanted = specifics(fact) - question_words
+    return not wanted or bool(wanted & content_words(answer))
+
+
 def support(claim: str, source: str) -> float:
     """Fraction of the content words of ``claim`` that occur in ``source`` (1.0 for an empty claim).
 

@@ -171,3 +171,30 @@ def test_copies_of_the_worked_example_are_rejected():
         parse_rewrite("Is the Lantern Warden the Eiffel Tower's keeper?", "Who is the Lantern Warden?", "a tourist",
                       source, 0.5, names)
     assert parse_qa("Q: Is the Lantern Warden chosen every year?\nA: The Lantern Warden is not a fact.", fact) == SKIP
+
+
+def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
+    """Chunk-grounded but wrong for this fact: kept with the fact sentence as the answer (or dropped)."""
+    from data_processor import qa
+
+    chunk = "In 2019 the islanders floated a record 3,016 lanterns. The record before was set in 2011."
+    fact = Fact("c1", "d.txt", 0, "In 2019 the islanders floated a record 3,016 lanterns.", "th", "Saltlight")
+
+    class Replies:  # the CachedLLM interface ask_with_repair uses
+        def __init__(self, reply):
+            self.reply = reply
+
+        def generate(self, label, chats, stage=None):
+            return [self.reply for _ in chats]
+
+    template = load_template("qa", "en")
+    good = Replies("Q: How many lanterns did the islanders float in 2019?\nA: 3,016 lanterns.")
+    pairs, counts = qa.run(good, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+    assert pairs[0].answer == "3,016 lanterns." and counts["answers_from_fact"] == 0
+    other = Replies("Q: What record did the islanders set in 2019?\nA: The record was set in 2011.")
+    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+    assert pairs[0].answer == fact.text and counts["answers_from_fact"] == 1
+    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75)
+    assert pairs == [] and counts["grounding_dropped"] == 1
+    pairs, _ = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.0)  # filter off
+    assert pairs[0].answer == "The record was set in 2011."
