@@ -64,7 +64,9 @@ class LoraArguments:
 @dataclass
 class TrainingArguments(transformers.TrainingArguments):
     output_dir: str = field(default="output/finetune", metadata={"help": "Adapter, tokenizer, checkpoints, summary."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA tolerates ~1e-4..3e-4)."})
+    learning_rate: float = field(default=2e-4, metadata={"help": (
+        "Peak learning rate. 1e-4..3e-4 is the usual LoRA range for 1B+ models; storing new facts in the "
+        "135M default model took 2e-3 (README, Results on the sample corpus; shells/quickstart.sh uses it).")})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule (Trainer's; DeepSpeed configs define none)."})
     logging_steps: float = field(default=1, metadata={"help": "Log (and record the loss) every N optimizer steps."})
     train_sampling_strategy: str = field(default="group_by_length", metadata={
