@@ -233,7 +233,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     pairs, qcounts = qa.run(
         llm, all_facts, chunk_text_by_id, templates["qa"], angles, amount=cfg.qa_amount_per_fact,
         max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
-        answer_with_fact=cfg.answer_with_fact,
+        answer_with_fact=cfg.answer_with_fact, answer_states_fact=cfg.answer_states_fact,
     )
     summary.add_failures("qa", qcounts["parse_failures"])
     summary.answers_from_fact += qcounts["answers_from_fact"]

@@ -1,10 +1,10 @@
 """Stage 5: ``qa_amount_per_fact`` question/answer pairs per fact, checked against the source chunk.
 
 The model may answer SKIP for a line that is not a fact. A pair whose answer is not supported by
-the chunk (see :func:`~data_processor.parsing.support`), or that does not state its own fact's names
-and numbers (:func:`~data_processor.parsing.states_the_fact`), is caught by the grounding filter: a
-small generator invents names and numbers, or answers with a neighbouring fact, and training on them
-would teach falsehoods. Such a pair is
+the chunk (see :func:`~data_processor.parsing.support`), or, with ``answer_states_fact``, that does
+not state its own fact's names and numbers (:func:`~data_processor.parsing.states_the_fact`), is caught
+by the grounding filter: a small generator invents names and numbers, or answers with a neighbouring
+fact, and training on them would teach falsehoods. Such a pair is
 dropped, or (``answer_with_fact``) kept with the fact sentence itself as its answer: its question
 is about the fact (the parser checks that), and the fact is supported by the chunk.
 """
@@ -139,6 +139,7 @@ def run(
     max_repairs: int = 1,
     grounding_threshold: float = 0.0,
     answer_with_fact: bool = False,
+    answer_states_fact: bool = False,
 ) -> tuple[list[QAPair], dict]:
     """QA pairs for ``facts``, in fact order, then variant order.
 
@@ -165,10 +166,11 @@ def run(
         q, a = res
         fact = facts[fi]
         # A looping answer ("a game of the X, which is a game of the X, ...") can be made only of the
-        # chunk's words: the grounding check passes it, so it is judged on its own. So is an answer made
-        # of the chunk's words that states another fact, or none (states_the_fact).
+        # chunk's words: the grounding check passes it, so it is judged on its own. So, with
+        # answer_states_fact, is an answer made of the chunk's words that states another fact, or none.
+        off_fact = answer_states_fact and not states_the_fact(a, fact.text, f"{q} {fact.doc_theme}")
         if grounding_threshold > 0 and (support(a, chunk_text[fact.chunk_id]) < grounding_threshold
-                                        or is_repetitive(a) or not states_the_fact(a, fact.text, f"{q} {fact.doc_theme}")):
+                                        or is_repetitive(a) or off_fact):
             if not answer_with_fact or support(fact.text, chunk_text[fact.chunk_id]) < grounding_threshold:
                 counts["grounding_dropped"] += 1
                 continue

@@ -174,7 +174,8 @@ def test_copies_of_the_worked_example_are_rejected():
 
 
 def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
-    """Chunk-grounded but wrong for this fact: kept with the fact sentence as the answer (or dropped)."""
+    """Chunk-grounded but wrong for this fact: with --answer_states_fact, kept with the fact sentence as
+    the answer (or dropped)."""
     from data_processor import qa
 
     chunk = "In 2019 the islanders floated a record 3,016 lanterns. The record before was set in 2011."
@@ -192,9 +193,13 @@ def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
     pairs, counts = qa.run(good, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
     assert pairs[0].answer == "3,016 lanterns." and counts["answers_from_fact"] == 0
     other = Replies("Q: What record did the islanders set in 2019?\nA: The record was set in 2011.")
-    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+    strict = dict(grounding_threshold=0.75, answer_states_fact=True)
+    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], answer_with_fact=True, **strict)
     assert pairs[0].answer == fact.text and counts["answers_from_fact"] == 1
-    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75)
+    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], **strict)
     assert pairs == [] and counts["grounding_dropped"] == 1
+    # default: chunk-level grounding only, which this answer passes
+    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+    assert pairs[0].answer == "The record was set in 2011." and counts["answers_from_fact"] == 0
     pairs, _ = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.0)  # filter off
     assert pairs[0].answer == "The record was set in 2011."
