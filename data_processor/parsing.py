@@ -290,10 +290,9 @@ def states_the_fact(answer: str, fact: str, question: str) -> bool:
     Chunk-level grounding (:func:`support`) passes an answer built from the chunk's words that states
     another fact or none: "What record did the islanders set in 2019?" -> "The islanders set a record in
     2019." when the fact is "In 2019 the islanders floated a record 3,016 lanterns." Two checks against
-    the fact itself:
-    no name or number that is neither in the fact nor in the question (invented, or borrowed from a
-    neighbouring sentence), and at least one of the fact's own names or numbers that the question does
-    not already give (the answer actually answers).
+    the fact itself: no name or number that is neither in the fact nor in the question (invented, or
+    borrowed from a neighbouring sentence), and at least one of the fact's own names or numbers that the
+    question does not already give (the answer actually answers).
     """
     fact_words, question_words = content_words(fact), content_words(question)
     if specifics(answer) - fact_words - question_words:
