@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 
 from .parsing import (
-    ParseError, ask_with_repair, check_usable, clean_line, content_words, leaked_example_names, normalize, proper_names,
-    strip_code_fences, support,
+    ParseError, ask_with_repair, check_usable, clean_line, content_words, is_number, leaked_example_names, normalize,
+    proper_names, strip_code_fences, support,
 )
 from .prompts import PromptTemplate
 from .qa import QUESTION_SUPPORT, QAPair, _finish_question
@@ -65,7 +65,7 @@ def parse_rewrite(reply: str, original: str, role: str = "", source: str | None 
     if orig and len(new & orig) / len(orig) < 0.3:
         raise ParseError("the rewritten question lost the meaning of the original")
     added = new - orig - content_words(role)
-    if any(any(ch.isdigit() for ch in w) for w in added):
+    if any(is_number(w) for w in added):
         raise ParseError("the rewritten question adds a number")
     if len(added) > max(3, len(orig) // 2):
         raise ParseError("the rewritten question adds things the original did not ask")

@@ -276,10 +276,15 @@ def is_repetitive(text: str, n: int = 4) -> bool:
     return len(grams) != len(set(grams))
 
 
+def is_number(word: str) -> bool:
+    """A word with a digit in it: a year, count, size or date part ("2019", "016", "22nd")."""
+    return any(ch.isdigit() for ch in word)
+
+
 def specifics(text: str) -> set[str]:
     """The words of ``text`` that pin a fact down: numbers (each digit group, as :func:`content_words`
     splits "3,016") and names capitalised mid-sentence (:func:`proper_names`), lower-cased."""
-    numbers = {w for w in content_words(text) if any(ch.isdigit() for ch in w)}
+    numbers = {w for w in content_words(text) if is_number(w)}
     return numbers | {w for name in proper_names(text) for w in content_words(name)}  # "Norrgaard-Quint": 2 words
 
 
@@ -311,6 +316,6 @@ def support(claim: str, source: str) -> float:
     if not words:
         return 1.0
     src = content_words(source)
-    if any(w not in src for w in words if any(ch.isdigit() for ch in w)):
+    if any(w not in src for w in words if is_number(w)):
         return 0.0  # a number the source does not contain is an invented year, size or count
     return sum(1 for w in words if w in src) / len(words)

@@ -168,9 +168,9 @@ def run(
         # A looping answer ("a game of the X, which is a game of the X, ...") can be made only of the
         # chunk's words: the grounding check passes it, so it is judged on its own. So, with
         # answer_states_fact, is an answer made of the chunk's words that states another fact, or none.
-        off_fact = answer_states_fact and not states_the_fact(a, fact.text, f"{q} {fact.doc_theme}")
-        if grounding_threshold > 0 and (support(a, chunk_text[fact.chunk_id]) < grounding_threshold
-                                        or is_repetitive(a) or off_fact):
+        if grounding_threshold > 0 and (
+                support(a, chunk_text[fact.chunk_id]) < grounding_threshold or is_repetitive(a)
+                or (answer_states_fact and not states_the_fact(a, fact.text, f"{q} {fact.doc_theme}"))):
             if not answer_with_fact or support(fact.text, chunk_text[fact.chunk_id]) < grounding_threshold:
                 counts["grounding_dropped"] += 1
                 continue

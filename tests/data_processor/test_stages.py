@@ -10,6 +10,8 @@ from data_processor.qa import SKIP, build_prompts, parse_qa
 from data_processor.roles import fill_roles, parse_roles
 from data_processor.theme import fallback_theme, parse_theme
 
+from .test_parsing import EchoLLM
+
 STAGES = ("theme", "facts", "qa", "roles", "diversify")
 VALUES = dict(text="T.", theme="th", doc_theme="dt", fact="F.", angle="", n="2", role="r", question="Q?", answer="A.")
 
@@ -181,25 +183,22 @@ def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
     chunk = "In 2019 the islanders floated a record 3,016 lanterns. The record before was set in 2011."
     fact = Fact("c1", "d.txt", 0, "In 2019 the islanders floated a record 3,016 lanterns.", "th", "Saltlight")
 
-    class Replies:  # the CachedLLM interface ask_with_repair uses
-        def __init__(self, reply):
-            self.reply = reply
-
-        def generate(self, label, chats, stage=None):
-            return [self.reply for _ in chats]
-
     template = load_template("qa", "en")
-    good = Replies("Q: How many lanterns did the islanders float in 2019?\nA: 3,016 lanterns.")
-    pairs, counts = qa.run(good, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+
+    def ask(reply, **kw):  # one QA prompt, answered with ``reply``
+        return qa.run(EchoLLM([reply]), [fact], {"c1": chunk}, template, [""], **kw)
+
+    good = "Q: How many lanterns did the islanders float in 2019?\nA: 3,016 lanterns."
+    pairs, counts = ask(good, grounding_threshold=0.75, answer_with_fact=True)
     assert pairs[0].answer == "3,016 lanterns." and counts["answers_from_fact"] == 0
-    other = Replies("Q: What record did the islanders set in 2019?\nA: The record was set in 2011.")
+    other = "Q: What record did the islanders set in 2019?\nA: The record was set in 2011."
     strict = dict(grounding_threshold=0.75, answer_states_fact=True)
-    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], answer_with_fact=True, **strict)
+    pairs, counts = ask(other, answer_with_fact=True, **strict)
     assert pairs[0].answer == fact.text and counts["answers_from_fact"] == 1
-    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], **strict)
+    pairs, counts = ask(other, **strict)
     assert pairs == [] and counts["grounding_dropped"] == 1
     # default: chunk-level grounding only, which this answer passes
-    pairs, counts = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.75, answer_with_fact=True)
+    pairs, counts = ask(other, grounding_threshold=0.75, answer_with_fact=True)
     assert pairs[0].answer == "The record was set in 2011." and counts["answers_from_fact"] == 0
-    pairs, _ = qa.run(other, [fact], {"c1": chunk}, template, [""], grounding_threshold=0.0)  # filter off
+    pairs, _ = ask(other, grounding_threshold=0.0)  # filter off
     assert pairs[0].answer == "The record was set in 2011."
