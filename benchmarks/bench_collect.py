@@ -24,12 +24,9 @@ import json
 import logging
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +36,7 @@ if str(ROOT) not in sys.path:
 from data_processor.backends.base import BackendStats, LLMBackend  # noqa: E402
 from utils.flops import load_average  # noqa: E402
 from utils.io_utils import atomic_write_json  # noqa: E402
+from utils.llama_server import LlamaServer  # noqa: E402
 
 logger = logging.getLogger("bench_collect")
 VARIANTS = ("sequential", "batched", "api")
@@ -126,48 +124,6 @@ def select_docs(data_path: str, max_docs: int, dest: Path) -> list[str]:
     return chosen
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaCppServer:
-    """``python -m llama_cpp.server`` as a child process; stopped (by its pid) on exit."""
-
-    def __init__(self, gguf: str, port: int, threads: int, log_path: Path):
-        self.gguf, self.port, self.threads, self.log_path = gguf, port, threads, log_path
-        self.proc: subprocess.Popen | None = None
-        self.base = f"http://127.0.0.1:{port}/v1"
-
-    def __enter__(self) -> "LlamaCppServer":
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf, "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", "2048", "--n_threads", str(self.threads),
-               "--n_threads_batch", str(self.threads), "--model_alias", "default", "--verbose", "False"]
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.base + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(1)
-        raise RuntimeError(f"llama_cpp.server did not answer on {self.base} within 120 s; see {self.log_path}")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-
 def run_once(variant: str, backend: LLMBackend, docs_dir: Path, run_dir: Path, collect_args: list[str],
              counter) -> dict:
     """One collection run into a fresh ``run_dir``; returns its throughput figures."""
@@ -244,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if "api" in variants:
         threads = args.threads or os.cpu_count() or 1
         gguf = args.gguf or str(default_gguf_path())
-        server = LlamaCppServer(gguf, args.port or free_port(), threads, out_dir / "llama_cpp_server.log").__enter__()
+        server = LlamaServer(gguf, out_dir / "llama_cpp_server.log", port=args.port or None, threads=threads).__enter__()
         report["gguf"] = gguf
     try:
         from tqdm.auto import tqdm
@@ -252,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(rnd, v) for rnd in range(args.rounds) for v in variants]
         for rnd, variant in tqdm(jobs, desc="collection variants"):
             if variant == "api":
-                backend = build_backend("api", api_base=server.base, api_model="default",
+                backend = build_backend("api", api_base=server.base_url, api_model="default",
                                         max_concurrency=args.api_concurrency, timeout=600.0, show_progress=False)
             else:
                 backend = BenchBackend(hf, sequential=(variant == "sequential"))

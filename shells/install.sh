@@ -8,7 +8,19 @@
 #   KU_SKIP_MODEL=1        do not prepare the embedded default model
 #   KU_USE_CURRENT_ENV=1   install into the active Python instead of creating a venv
 #   KU_WITH_TEST_DEPS=1    also install requirements-test.txt (run_tests.sh sets it; llama-cpp-python
-#                          builds from source once, about 4 minutes on 2 cores)
+#                          builds from source once, about 5 minutes on 2 cores)
+#   KU_LLAMA_CMAKE_ARGS    llama.cpp build flags for that build (default: portable AVX2, see below)
+# llama.cpp's CMake flags for llama-cpp-python (test requirements). Its default, -march=native, dies
+# with SIGILL on virtual machines whose CPUID advertises AVX-512/AMX the guest cannot execute; its
+# runtime CPU-variant dispatch (GGML_CPU_ALL_VARIANTS) trusts the same CPUID bits, so it is no cure.
+# x86-64 builds for AVX2+FMA+F16C (every x86 server since 2015); other CPUs get the generic build.
+_ku_llama_cmake_args() {
+  if [[ -n "${KU_LLAMA_CMAKE_ARGS:-}" ]]; then echo "$KU_LLAMA_CMAKE_ARGS"
+  elif [[ "$(uname -m)" == x86_64 ]]; then
+    echo "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  else echo "-DGGML_NATIVE=OFF"; fi
+}
+
 _ku_install() {
   set -e
   local root; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,10 +50,16 @@ _ku_install() {
     echo "[install] requirements up to date ($(python -c 'import sys; print(sys.prefix)'))"
   fi
   if [[ "${KU_WITH_TEST_DEPS:-0}" == "1" && -f "$root/requirements-test.txt" ]]; then
+    local llama_args; llama_args="$(_ku_llama_cmake_args)"
     local tstamp_file; tstamp_file="$(python -c 'import sys; print(sys.prefix)')/.ku_test_stamp"
-    local tstamp; tstamp="$(sha256sum "$root/requirements-test.txt" | cut -d' ' -f1)"
+    # The build flags are part of the stamp: changing KU_LLAMA_CMAKE_ARGS rebuilds llama.cpp, once.
+    local tstamp; tstamp="$( (cat "$root/requirements-test.txt"; echo "$llama_args") | sha256sum | cut -d' ' -f1)"
     if [[ ! -f "$tstamp_file" || "$(cat "$tstamp_file")" != "$tstamp" ]]; then
-      echo "[install] installing test requirements (llama-cpp-python compiles once: about 4 minutes)"
+      echo "[install] building llama-cpp-python with CMAKE_ARGS=\"$llama_args\" (compiles once: about 5 minutes)"
+      # --no-cache-dir: pip would otherwise reuse the wheel it built earlier whatever CMAKE_ARGS says.
+      CMAKE_ARGS="$llama_args" python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps \
+        "$(grep -E '^llama-cpp-python' "$root/requirements-test.txt")"
+      echo "[install] installing test requirements"
       python -m pip install --quiet -r "$root/requirements-test.txt"
       echo "$tstamp" > "$tstamp_file"
     fi

@@ -1,0 +1,111 @@
+"""llama.cpp build flags vs generation speed: the installed (portable) llama-cpp-python server against
+other builds of the same version, on the default model's GGUF, interleaved in one run.
+
+    # a native build to compare with (about 5 minutes on 2 cores; pip's wheel cache is bypassed):
+    CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --no-cache-dir --no-deps --target /tmp/llama_native \
+        llama-cpp-python==0.3.36
+    python benchmarks/bench_llama_build.py --build native=/tmp/llama_native
+
+Each build serves the GGUF in turn (single stream, greedy, fixed prompts, fixed reply length) for
+--rounds interleaved rounds; the table gives generated tokens/s per build and whether the build
+survived (a build with instructions this CPU cannot execute dies with SIGILL on its first completion).
+Writes benchmarks/results/llama_build.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from utils.default_model import default_gguf_path
+from utils.flops import load_average
+from utils.io_utils import atomic_write_json
+from utils.llama_server import LlamaServer
+
+PROMPTS = ["Describe how bees make honey.", "Explain what a volcano is.", "Write a short story about a lighthouse.",
+           "Why do leaves change colour in autumn?"]
+
+
+def complete(base_url: str, prompt: str, max_tokens: int) -> tuple[int, float]:
+    """One greedy chat completion; returns (completion tokens, seconds)."""
+    body = json.dumps({"model": "default", "max_tokens": max_tokens, "temperature": 0,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    req = urllib.request.Request(base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        reply = json.loads(r.read())
+    return reply["usage"]["completion_tokens"], time.perf_counter() - t0
+
+
+def measure(label: str, path: str | None, gguf: str, threads: int, max_tokens: int, log_dir: Path) -> dict:
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        with LlamaServer(gguf, log_dir / f"server_{label}.log", threads=threads, env=env) as server:
+            complete(server.base_url, PROMPTS[0], 8)  # warm-up
+            toks = secs = 0.0
+            for p in PROMPTS:
+                n, s = complete(server.base_url, p, max_tokens)
+                toks, secs = toks + n, secs + s
+            server.check_alive()
+            return {"build": label, "ok": True, "tokens": toks, "seconds": secs, "tok_s": toks / secs}
+    except (RuntimeError, OSError) as exc:
+        return {"build": label, "ok": False, "error": str(exc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", action="append", default=[],
+                   help="LABEL=FOLDER: a llama-cpp-python installed with --target FOLDER (repeatable). "
+                        "The installed one is always measured, as 'installed'.")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--max_tokens", type=int, default=128)
+    p.add_argument("--output", default="benchmarks/results/llama_build.json")
+    args = p.parse_args(argv)
+    builds = [("installed", None)] + [tuple(b.split("=", 1)) for b in args.build]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gguf = str(default_gguf_path())
+    runs = []
+    for rnd in range(args.rounds):
+        for label, path in builds:
+            res = measure(label, path, gguf, args.threads, args.max_tokens, out.parent)
+            res["round"] = rnd
+            runs.append(res)
+            print(json.dumps(res), flush=True)
+    report = {"gguf": gguf, "threads": args.threads, "max_tokens": args.max_tokens, "cpu": _cpu_name(),
+              "load_after": load_average(), "runs": runs}
+    atomic_write_json(out, report)
+    print(f"\n{report['cpu']}, {args.threads} thread(s), {args.rounds} interleaved round(s), greedy, "
+          f"{args.max_tokens} new tokens x {len(PROMPTS)} prompts")
+    print(f"{'build':<12} {'survived':>8} {'tok/s (median)':>15} {'min':>7} {'max':>7}")
+    for label, _ in builds:
+        mine = [r for r in runs if r["build"] == label]
+        rates = [r["tok_s"] for r in mine if r["ok"]]
+        ok = f"{len(rates)}/{len(mine)}"
+        if rates:
+            print(f"{label:<12} {ok:>8} {statistics.median(rates):>15.1f} {min(rates):>7.1f} {max(rates):>7.1f}")
+        else:
+            print(f"{label:<12} {ok:>8} {'-':>15}   ({mine[0].get('error', '')})")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
