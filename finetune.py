@@ -3,9 +3,12 @@
     python finetune.py --data_path datasets/qa_pairs.jsonl --output_dir output/lora
     bash shells/finetune_lora_ds.sh -m default -d datasets/qa_pairs.jsonl --deepspeed configs/ds_zero2.json
 
-Writes the adapter and tokenizer to --output_dir, the per-step loss to <loss_dir>/<run_name>.npy,
-<output_dir>/train_summary.json and, after a few steps, <output_dir>/time_projection.json.
-Run ``python finetune.py --help`` for every flag; the README (fine-tuning) explains the choices.
+Settings come from the recipe (--recipe, default configs/recipes/default.yaml), then the command line.
+When --replay_prompts names a file, the base model's own answers to those prompts are made (once,
+cached) and mixed into the training data. Writes the adapter and tokenizer to --output_dir, the
+per-step loss to <loss_dir>/<run_name>.npy, <output_dir>/train_summary.json and, after a few steps,
+<output_dir>/time_projection.json. ``python finetune.py --help`` lists every flag; docs/finetuning.md
+explains the choices.
 """
 from __future__ import annotations
 
@@ -20,15 +23,20 @@ if not torch.cuda.is_available():
     # DeepSpeed otherwise guesses its accelerator (and warns); on CPU hosts it must use its CPU one.
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
-from utils.finetune_args import parse_args  # noqa: E402
-from utils.io_utils import DataFileError  # noqa: E402
-from utils.logging_utils import setup_logging  # noqa: E402
-from utils.sft_data import SFTCollator, build_datasets  # noqa: E402
-from utils.sft_model import load_model, load_tokenizer  # noqa: E402
-from utils.training import (  # noqa: E402
-    LossRecorderCallback, SFTTrainer, TimeProjectionCallback, last_complete_checkpoint, save_final_model,
+from finetuning.args import parse_args  # noqa: E402
+from finetuning.data import SFTCollator, build_datasets  # noqa: E402
+from finetuning.model import load_model, load_tokenizer  # noqa: E402
+from finetuning.trainer import (  # noqa: E402
+    LengthGroupedTrainer,
+    LossRecorderCallback,
+    TimeProjectionCallback,
+    last_complete_checkpoint,
+    save_final_model,
     write_summary,
 )
+from utils.io_utils import DataFileError  # noqa: E402
+from utils.logging_utils import setup_logging  # noqa: E402
+from utils.recipe import RecipeError, repo_path  # noqa: E402
 
 logger = logging.getLogger("finetune")
 EXIT_WRITE_ERROR, EXIT_USER_ERROR, EXIT_PROJECTED_OVERRUN = 1, 2, 3
@@ -42,11 +50,15 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     setup_logging()
     try:
         model_args, data_args, lora_args, args = parse_args(argv)
+        data_args.data_path = mix_in_replay(data_args, model_args.model_name_or_path)
         tokenizer = load_tokenizer(model_args, data_args)
         train_set, eval_set = build_datasets(data_args, tokenizer, seed=args.seed)
-    except (DataFileError, ValueError) as exc:  # user errors: a message, not a traceback
+    except (DataFileError, RecipeError, ValueError) as exc:  # user errors: a message, not a traceback
         logger.error("%s", exc)
         return EXIT_USER_ERROR
+    if data_args.prepare_data_only:
+        logger.info("data ready (%d training rows): %s", len(train_set), data_args.data_path)
+        return 0
     resume = args.resume_from_checkpoint
     if resume in ("True", "true", "latest"):
         resume = last_complete_checkpoint(args.output_dir)
@@ -59,7 +71,7 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     losses = LossRecorderCallback(os.path.join(args.loss_dir, f"{args.run_name}.npy"))
     projection = TimeProjectionCallback(args.output_dir, args.time_budget_hours, args.projection_fraction,
                                         args.abort_on_projected_overrun)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+    trainer = LengthGroupedTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          data_collator=SFTCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                          callbacks=[losses, projection, *(extra_callbacks or [])])
     if "wandb" in args.report_to and os.environ.get("WANDB_MODE") == "offline" and args.process_index == 0:
@@ -91,6 +103,24 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
                    "dropped_rows": getattr(train_set, "num_dropped", 0),
                    "projection": projection.projection})
     return 0
+
+
+def mix_in_replay(data_args, model_name_or_path: str) -> str:
+    """``--data_path`` plus the replay file when ``--replay_prompts`` names one (made once, then cached)."""
+    if data_args.replay_prompts.strip().lower() in ("none", ""):
+        return data_args.data_path
+    prompts = repo_path(data_args.replay_prompts)
+    if not prompts.is_file():
+        raise DataFileError(f"--replay_prompts {data_args.replay_prompts}: no such file ('none' trains without replay rows)")
+    from replay.build import ensure_replay
+
+    replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens)
+    if not replay.stat().st_size:
+        logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped); "
+                       "training without replay rows", prompts)
+        return data_args.data_path
+    logger.info("replay rows (the base model's own answers to %s): %s", prompts, replay)
+    return f"{data_args.data_path},{replay}"
 
 
 if __name__ == "__main__":

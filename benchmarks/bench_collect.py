@@ -20,7 +20,6 @@ Prints a table; writes every measurement, as it is made, to <output_dir>/results
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -110,7 +109,7 @@ class BenchBackend(LLMBackend):
 
 def select_docs(data_path: str, max_docs: int, dest: Path) -> list[str]:
     """Copy the first ``max_docs`` documents (sorted by name; 0 = all) into ``dest``; return their names."""
-    from data_processor.readers import load_documents
+    from data_processor.stages.step1_read import load_documents
 
     docs, _ = load_documents(data_path, "auto", 1, 0)
     docs = sorted(docs, key=lambda d: Path(d.path).name)
@@ -139,7 +138,7 @@ def run_once(variant: str, backend: LLMBackend, docs_dir: Path, run_dir: Path, c
     summary = run_collection(cfg, backend=backend, counter=counter)
     seconds = time.perf_counter() - t0
     return {"variant": variant, "seconds": round(seconds, 2), "qa_rows": summary.qa_written,
-            "facts": summary.facts, "chunks": summary.chunks, "llm_calls": summary.llm_calls,
+            "facts": summary.stages.get("facts", {}).get("facts", 0), "chunks": summary.chunks, "llm_calls": summary.llm_calls,
             "generate_calls": getattr(backend, "generate_calls", None),
             "completion_tokens": summary.completion_tokens, "prompt_tokens": summary.prompt_tokens,
             "qa_per_min": 60 * summary.qa_written / seconds, "gen_tok_s": summary.completion_tokens / seconds,
@@ -173,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     if set(variants) - set(VARIANTS) or "batched" not in variants:
         print(f"error: --variants must include 'batched' and only {', '.join(VARIANTS)}", file=sys.stderr)
         return 2
-    from data_processor.backends import build_backend
-    from data_processor.chunking import HFTokenCounter
-    from data_processor.config import parse_args
     from transformers import AutoTokenizer
 
+    from data_processor.backends import build_backend
+    from data_processor.config import parse_args
+    from data_processor.stages.step2_chunk import HFTokenCounter
     from utils.default_model import default_gguf_path, resolve_model_path
 
     out_dir = Path(args.output_dir)

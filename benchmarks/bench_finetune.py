@@ -29,7 +29,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -132,10 +131,10 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     """Train a fresh LoRA for 1 + ``args.steps`` optimizer steps with ``variant``'s batching; time the last ``steps``."""
     import torch
 
-    from utils.finetune_args import DataArguments, LoraArguments, ModelArguments
-    from utils.sft_data import PackedDataset, SFTCollator, SupervisedDataset, load_rows
-    from utils.sft_model import load_model, load_tokenizer
-    from utils.training import peak_memory_mb
+    from finetuning.args import DataArguments, LoraArguments, ModelArguments
+    from finetuning.data import PackedDataset, SFTCollator, SupervisedDataset, load_rows
+    from finetuning.model import load_model, load_tokenizer
+    from finetuning.trainer import peak_memory_mb
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -337,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         faster = "2x1" if report["parallel_ratio_2x1_over_1x2"] > 1 else "1x2"
         print(f"2 processes x 1 thread / 1 process x 2 threads = {report['parallel_ratio_2x1_over_1x2']:.2f} "
               f"-> faster here: {faster}")
-        print(f"check the paper estimator: python -m utils.estimate_budget --compare_summary {report['parallel'][0]['summary_path']}")
+        print(f"check the paper estimator: python -m acceptance.estimate_budget --compare_summary {report['parallel'][0]['summary_path']}")
     report["load_after"] = load_average()
     atomic_write_json(results_path, report)
     print(f"\nload average before/after: {report['load_before']} / {report['load_after']}; results -> {results_path}")

@@ -8,10 +8,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, split_recipe_flag
+
 from .backends import BACKENDS
 from .backends.base import SamplingConfig
 from .prompts import LANGUAGES
-from .readers import FILE_TYPES
+from .stages.step1_read import FILE_TYPES
 
 
 @dataclass
@@ -19,9 +21,11 @@ class CollectConfig:
     # -- input / output ------------------------------------------------------------------------------
     data_path: str = field(default="examples/docs", metadata={"help": "Folder of documents (walked recursively) or one file."})
     file_type: str = field(default="auto", metadata={"help": f"Which files to read: {', '.join(FILE_TYPES)} (auto = by suffix)."})
-    save_dir: str = field(default="datasets/qa_pairs.jsonl", metadata={
-        "help": "Output JSONL. Beside it: <stem>.summary.json, <stem>.eval.jsonl (with --eval_fraction) and "
-                "<save_dir>.cache.sqlite (every LLM reply; makes re-runs resume instead of starting over)."})
+    save_path: str = field(default="datasets/qa_pairs.jsonl", metadata={
+        "aliases": ["--save_dir"],
+        "help": "Output JSONL (--save_dir is the same flag). Beside it: <stem>.summary.json, <stem>.eval.jsonl "
+                "(with --eval_fraction) and <file>.cache.sqlite (every LLM reply; makes re-runs resume instead "
+                "of starting over)."})
     overwrite: bool = field(default=False, metadata={
         "help": "Start the output files afresh (the LLM cache is kept, so no paid call is repeated)."})
     num_shards: int = field(default=1, metadata={"help": "Split the files across this many processes/machines."})
@@ -56,14 +60,17 @@ class CollectConfig:
     chunk_overlap_tokens: int = field(default=32, metadata={"help": "Tokens of whole sentences repeated from the end of one chunk at the start of the next."})
     max_facts_per_chunk: int = field(default=12, metadata={"help": "Keep at most this many facts per chunk."})
     qa_amount_per_fact: int = field(default=2, metadata={"help": "QA pairs generated per fact."})
-    role_amount_per_fact: int = field(default=2, metadata={"help": "Personas per document; each rewrites every QA pair's question (0 = none)."})
+    personas_per_document: int = field(default=2, metadata={
+        "aliases": ["--role_amount_per_fact"],
+        "help": "Personas per document (--role_amount_per_fact is the same flag); each rewrites every QA pair's "
+                "question (0 = none)."})
     anchor_questions: bool = field(default=True, metadata={
         "help": "Prefix the document's title to questions that name nothing specific to it (\"When did the "
                 "festival start?\"): closed-book they are unanswerable, and they teach the model to answer "
                 "every such question with this document (forgetting)."})
     cloze_per_fact: int = field(default=2, metadata={
         "help": "Fill-in-the-blank rows per fact, made without the LLM: a name or number of the fact is blanked "
-                "and the answer is the whole fact (data_processor/cloze.py). 0 = none."})
+                "and the answer is the whole fact (data_processor/stages/step8_cloze.py). 0 = none."})
     max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
     grounding_threshold: float = field(default=0.75, metadata={
         "help": "Grounding filter: generated facts and answers need this share of their content words in the "
@@ -76,15 +83,15 @@ class CollectConfig:
                 "instead of dropping the pair (its question is about the fact; the fact is grounded)."})
     answer_states_fact: bool = field(default=False, metadata={
         "help": "Stricter grounding: an answer must also state its own fact (no name or number outside the fact, "
-                "question and title; at least one of the fact's own), else the fact sentence answers. Off by "
-                "default: on the sample corpus it kept held-out accuracy (0.200 in 3 runs vs 0.125-0.200) but "
-                "cost about 10 points of control accuracy (README, Results on the sample corpus)."})
+                "question and title; at least one of the fact's own), else the fact sentence answers."})
     rewrite_temperature: float = field(default=0.8, metadata={
         "help": "Sampling temperature of the diversify stage (greedy rewriting mostly copies the question)."})
     eval_fraction: float = field(default=0.0, metadata={
         "help": "Share of facts that give one role-rewritten question per QA pair to <stem>.eval.jsonl (never trained on)."})
     chunks_per_wave: int = field(default=256, metadata={
         "help": "Chunks taken through all stages together before their rows are written (0 = all at once)."})
+    recipe: str | None = field(default=DEFAULT_RECIPE, metadata={
+        "help": "Recipe YAML whose 'collect' section sets these defaults ('none' = the built-in ones)."})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR."})
 
     def __post_init__(self) -> None:
@@ -101,12 +108,12 @@ class CollectConfig:
             problems.append("--chunk_overlap_tokens must be >= 0 and smaller than --chunk_size_by_token")
         if self.qa_amount_per_fact < 1:
             problems.append("--qa_amount_per_fact must be at least 1")
-        if self.role_amount_per_fact < 0:
-            problems.append("--role_amount_per_fact must be >= 0")
+        if self.personas_per_document < 0:
+            problems.append("--personas_per_document must be >= 0")
         if not 0 <= self.eval_fraction < 1:
             problems.append("--eval_fraction must be in [0, 1)")
-        if self.eval_fraction > 0 and self.role_amount_per_fact < 1:
-            problems.append("--eval_fraction sets aside role-rewritten questions: it needs --role_amount_per_fact >= 1")
+        if self.eval_fraction > 0 and self.personas_per_document < 1:
+            problems.append("--eval_fraction sets aside role-rewritten questions: it needs --personas_per_document >= 1")
         if not 0 <= self.grounding_threshold <= 1:
             problems.append("--grounding_threshold must be in [0, 1]")
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
@@ -118,23 +125,23 @@ class CollectConfig:
 
     # -- derived ---------------------------------------------------------------------------------------
     @property
-    def save_path(self) -> Path:
-        p = Path(self.save_dir)
+    def output_path(self) -> Path:
+        p = Path(self.save_path)
         if self.num_shards > 1:
             p = p.with_name(f"{p.stem}.shard{self.shard_index}of{self.num_shards}{p.suffix or '.jsonl'}")
         return p
 
     @property
     def eval_path(self) -> Path | None:
-        return self.save_path.with_name(self.save_path.stem + ".eval.jsonl") if self.eval_fraction > 0 else None
+        return self.output_path.with_name(self.output_path.stem + ".eval.jsonl") if self.eval_fraction > 0 else None
 
     @property
     def summary_path(self) -> Path:
-        return self.save_path.with_name(self.save_path.stem + ".summary.json")
+        return self.output_path.with_name(self.output_path.stem + ".summary.json")
 
     @property
     def cache_path(self) -> Path:
-        return self.save_path.with_name(self.save_path.name + ".cache.sqlite")
+        return self.output_path.with_name(self.output_path.name + ".cache.sqlite")
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(temperature=self.temperature, top_p=self.top_p,
@@ -158,9 +165,20 @@ class CollectConfig:
 
 
 def parse_args(argv: list[str] | None = None) -> CollectConfig:
-    """Parse command-line flags into a validated :class:`CollectConfig` (``ValueError`` if invalid)."""
+    """Parse command-line flags into a validated :class:`CollectConfig` (``ValueError`` if invalid).
+
+    The ``collect`` section of the recipe (``--recipe``, default configs/recipes/default.yaml) sets the
+    defaults; the command line wins.
+    """
+    import sys
+
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(CollectConfig, description="Documents -> fact-based, role-diversified QA JSONL.")
-    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+    recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
+    parser = HfArgumentParser(CollectConfig, description=(
+        f"Documents -> fact-based, role-diversified QA JSONL. --recipe FILE (default {DEFAULT_RECIPE}; 'none' = "
+        "the built-in defaults) sets the defaults shown below from its 'collect' section."))
+    apply_defaults(parser, recipe_section(recipe, "collect"), f"{recipe} (section collect)")
+    (cfg,) = parser.parse_args_into_dataclasses(args=rest)
+    cfg.recipe = recipe
     return cfg

@@ -14,16 +14,23 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 
-from . import cloze, diversify, facts, qa, roles, theme
+from utils.io_utils import atomic_write_json
+
 from .backends import BackendError, LLMBackend, build_backend
 from .cache import CachedLLM, ResultCache
-from .chunking import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
 from .config import CollectConfig, parse_args
 from .parsing import anchor_words, proper_names
 from .prompts import load_lines, load_template
-from .readers import ReadError, load_documents
-from .writer import OutputSet, eval_row, is_eval_fact, row_id, train_row
-from utils.io_utils import atomic_write_json
+from .stages import StageResult
+from .stages import step3_theme as theme
+from .stages import step4_facts as facts
+from .stages import step5_qa as qa
+from .stages import step6_roles as roles
+from .stages import step7_diversify as diversify
+from .stages import step8_cloze as cloze
+from .stages.step1_read import ReadError, load_documents
+from .stages.step2_chunk import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
+from .stages.step9_write import OutputSet, eval_row, is_eval_fact, row_id, train_row
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +51,13 @@ class CollectionError(RuntimeError):
 
 @dataclass
 class RunSummary:
+    """What a collection run did. ``stages`` holds each stage's counters (see data_processor/stages)."""
+
     status: str = "running"
     files: int = 0
     files_skipped: list = field(default_factory=list)
     chunks: int = 0
-    facts: int = 0
-    facts_ungrounded: int = 0
-    facts_from_sentences: int = 0
-    qa_pairs: int = 0
-    qa_skipped: int = 0
-    grounding_dropped: int = 0
-    answers_from_fact: int = 0
-    cloze_rows: int = 0
-    rewrites: int = 0
-    roles_fallback: int = 0
-    parse_failures: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # stage name -> {counter: count}
     qa_written: int = 0
     eval_written: int = 0
     duplicates: int = 0
@@ -74,8 +73,16 @@ class RunSummary:
     documents: list = field(default_factory=list)
     docs_with_rows: dict = field(default_factory=dict)  # training rows per document, whole file
 
-    def add_failures(self, stage: str, n: int) -> None:
-        self.parse_failures[stage] = self.parse_failures.get(stage, 0) + n
+    def add(self, stage: str, result: StageResult):
+        """Add a stage's counters to the summary; returns the stage's items."""
+        mine = self.stages.setdefault(stage, {})
+        for name, n in result.counters.items():
+            mine[name] = mine.get(name, 0) + int(n)
+        return result.items
+
+    @property
+    def parse_failures(self) -> int:
+        return sum(c.get("parse_failures", 0) for c in self.stages.values())
 
 
 def build_counter(cfg: CollectConfig) -> TokenCounter:
@@ -137,7 +144,7 @@ def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counte
         KeyboardInterrupt: Ctrl+C (completed replies and rows stay; re-run to resume).
     """
     t0 = time.time()
-    summary = RunSummary(output=str(cfg.save_path), eval_output=str(cfg.eval_path) if cfg.eval_path else None,
+    summary = RunSummary(output=str(cfg.output_path), eval_output=str(cfg.eval_path) if cfg.eval_path else None,
                          cache=str(cfg.cache_path))
     docs, problems = load_documents(cfg.data_path, cfg.file_type, cfg.num_shards, cfg.shard_index)
     for msg in problems:
@@ -163,16 +170,16 @@ def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counte
     logger.info("%d documents -> %d chunks of <= %d tokens", len(docs), len(chunks), cfg.chunk_size_by_token)
 
     if cfg.overwrite:
-        for p in (cfg.save_path, cfg.eval_path, cfg.summary_path):
+        for p in (cfg.output_path, cfg.eval_path, cfg.summary_path):
             if p is not None and p.exists():
                 p.unlink()
     backend = backend or build_backend(cfg.model_type, **cfg.backend_kwargs())
     cache = ResultCache(cfg.cache_path)
     llm = CachedLLM(backend, cache, cfg.sampling(), stage_sampling(cfg))
-    out = OutputSet(cfg.save_path, cfg.eval_path)
+    out = OutputSet(cfg.output_path, cfg.eval_path)
     summary.rows_already_there = len(out.train.rows) + (len(out.eval.rows) if out.eval else 0)
     if summary.rows_already_there:
-        logger.info("resuming: %d rows already in %s; cached replies are reused", summary.rows_already_there, cfg.save_path)
+        logger.info("resuming: %d rows already in %s; cached replies are reused", summary.rows_already_there, cfg.output_path)
     first_chunk = {}
     for c in chunks:
         first_chunk.setdefault(c.doc_name, c)
@@ -212,48 +219,30 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     # for the roles stage; a cache hit when it was done in an earlier wave).
     docs_in_wave = list(dict.fromkeys(c.doc_name for c in wave))
     extra = [first_chunk[d] for d in docs_in_wave if first_chunk[d] not in wave]
-    themes, n_fail = theme.run(llm, wave + extra, templates["theme"], cfg.max_repairs)
-    summary.add_failures("theme", n_fail)
+    themes = summary.add(theme.STAGE, theme.run(llm, wave + extra, templates["theme"], cfg.max_repairs))
     theme_of = {c.chunk_id: t for c, t in zip(wave + extra, themes)}
-    wave_themes = themes[: len(wave)]
     doc_theme = {d: theme_of[first_chunk[d].chunk_id] for d in docs_in_wave}
 
-    facts_per_chunk, fstats = facts.run(
-        llm, wave, wave_themes, [doc_theme[c.doc_name] for c in wave], templates["facts"],
+    facts_per_chunk = summary.add(facts.STAGE, facts.run(
+        llm, wave, themes[: len(wave)], [doc_theme[c.doc_name] for c in wave], templates["facts"],
         max_repairs=cfg.max_repairs, max_facts=cfg.max_facts_per_chunk, grounding_threshold=cfg.grounding_threshold,
         add_uncovered_sentences=cfg.add_uncovered_sentences,
-    )
-    summary.add_failures("facts", fstats.parse_failures)
-    summary.facts_ungrounded += fstats.ungrounded
-    summary.facts_from_sentences += fstats.from_sentences
+    ))
     all_facts = [f for fs in facts_per_chunk for f in fs]
-    summary.facts += len(all_facts)
-
     chunk_text_by_id = {c.chunk_id: c.text for c in wave}
-    pairs, qcounts = qa.run(
+    pairs = summary.add(qa.STAGE, qa.run(
         llm, all_facts, chunk_text_by_id, templates["qa"], angles, amount=cfg.qa_amount_per_fact,
         max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
         answer_with_fact=cfg.answer_with_fact, answer_states_fact=cfg.answer_states_fact,
-    )
-    summary.add_failures("qa", qcounts["parse_failures"])
-    summary.answers_from_fact += qcounts["answers_from_fact"]
-    summary.qa_skipped += qcounts["skipped"]
-    summary.grounding_dropped += qcounts["grounding_dropped"]
-    summary.qa_pairs += len(pairs)
-
-    roles_by_doc, rcounts = roles.run(llm, doc_theme, templates["roles"], fallback_roles,
-                                      amount=cfg.role_amount_per_fact, max_repairs=cfg.max_repairs)
-    summary.add_failures("roles", rcounts["parse_failures"])
-    summary.roles_fallback += rcounts["roles_fallback"]
-
-    rewrites, n_fail = diversify.run(llm, pairs, roles_by_doc, templates["diversify"], max_repairs=cfg.max_repairs,
-                                     chunk_text=chunk_text_by_id, grounding_threshold=cfg.grounding_threshold)
-    summary.add_failures("diversify", n_fail)
-    summary.rewrites += len(rewrites)
+    ))
+    roles_by_doc = summary.add(roles.STAGE, roles.run(llm, doc_theme, templates["roles"], fallback_roles,
+                                                      amount=cfg.personas_per_document, max_repairs=cfg.max_repairs))
+    rewrites = summary.add(diversify.STAGE, diversify.run(
+        llm, pairs, roles_by_doc, templates["diversify"], max_repairs=cfg.max_repairs, chunk_text=chunk_text_by_id,
+        grounding_threshold=cfg.grounding_threshold))
     titles = {d: cloze.document_title(first_chunk[d].text, d) for d in docs_in_wave}
     names = {c.chunk_id: proper_names(c.text) for c in wave}
-    cloze_items = cloze.build_items(all_facts, cfg.cloze_per_fact, titles, names)
-    summary.cloze_rows += len(cloze_items)
+    cloze_items = summary.add(cloze.STAGE, cloze.run(all_facts, cfg.cloze_per_fact, titles, names))
     if cfg.anchor_questions:
         anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
 
@@ -267,20 +256,16 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
 
 def print_summary(summary: RunSummary, path) -> None:
     s = asdict(summary)
-    fails = sum(summary.parse_failures.values())
+    stage_lines = [f"{name:<17} " + ", ".join(f"{k} {v}" for k, v in counters.items())
+                   for name, counters in s["stages"].items()]
     lines = [
         f"files read        {s['files']} ({len(s['files_skipped'])} skipped)",
         f"chunks            {s['chunks']}",
-        f"facts             {s['facts']} ({s['facts_from_sentences']} added from uncovered sentences, "
-        f"{s['facts_ungrounded']} ungrounded dropped)",
-        f"QA pairs          {s['qa_pairs']} (SKIP {s['qa_skipped']}, grounding: {s['grounding_dropped']} dropped, "
-        f"{s['answers_from_fact']} answered with the fact)",
-        f"role rewrites     {s['rewrites']}",
-        f"cloze rows        {s['cloze_rows']}",
+        *stage_lines,
         f"rows written      {s['qa_written']} train, {s['eval_written']} eval "
         f"({s['duplicates']} duplicates, {s['rows_already_there']} already there)",
-        f"parse failures    {fails} {summary.parse_failures if fails else ''}".rstrip(),
-        f"LLM calls         {s['llm_calls']} ({s['cached_replies_used']} replies from cache)",
+        f"LLM calls         {s['llm_calls']} ({s['cached_replies_used']} replies from cache, "
+        f"{summary.parse_failures} unusable after repairs)",
         f"tokens            {s['prompt_tokens']} prompt, {s['completion_tokens']} completion",
         f"seconds           {s['seconds']}",
         f"output            {s['output']}" + (f"  eval: {s['eval_output']}" if s["eval_output"] else ""),
@@ -318,10 +303,10 @@ def main(argv: list[str] | None = None, backend: LLMBackend | None = None, count
         logger.error("the generator failed: %s. Finished work is kept; %s.", exc, resume_hint)
         return 1
     except KeyboardInterrupt:
-        logger.warning("interrupted. Rows written so far are in %s; %s.", cfg.save_path, resume_hint)
+        logger.warning("interrupted. Rows written so far are in %s; %s.", cfg.output_path, resume_hint)
         return 130
     except OSError as exc:  # an output folder that cannot be written, a full disk
-        logger.error("cannot write %s: %s", exc.filename or cfg.save_path, exc.strerror or exc)
+        logger.error("cannot write %s: %s", exc.filename or cfg.output_path, exc.strerror or exc)
         return 2
     finally:
         for sig, handler in previous.items():

@@ -7,14 +7,9 @@ template), built from a config once per session. Most tests train or generate wi
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # Tests never talk to the hub or to wandb's servers.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

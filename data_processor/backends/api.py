@@ -1,8 +1,8 @@
 """Any OpenAI-compatible chat endpoint (llama.cpp server, vLLM serve, Ollama, hosted APIs).
 
 Requests run on a bounded thread pool, paced by a requests-per-minute limiter, and each is retried
-with exponential backoff and jitter on 429 / 5xx / timeouts / connection errors, honouring the
-server's ``Retry-After``. A request that still fails raises :class:`BackendError` naming the stage
+(tenacity) with exponential backoff and jitter on 429 / 5xx / timeouts / connection errors, honouring
+the server's ``Retry-After``. A request that still fails raises :class:`BackendError` naming the stage
 and the item; it is never turned into an empty string. The API key is read from an environment
 variable and handed to the client only: it is not logged, cached or written anywhere.
 """
@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tqdm.auto import tqdm
 
 from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig
@@ -94,6 +95,7 @@ class APIBackend(LLMBackend):
         max_retries: retries per request after the first attempt.
         timeout: seconds per request.
         backoff_base / backoff_cap: seconds; delay before retry ``n`` is about ``base * 2**n``.
+        clock / sleep: time source and sleep of the rate limiter and the retries (tests pass fakes).
     """
 
     def __init__(
@@ -110,13 +112,16 @@ class APIBackend(LLMBackend):
         backoff_cap: float = 60.0,
         show_progress: bool = True,
         client=None,
+        clock=time.monotonic,
+        sleep=time.sleep,
     ) -> None:
         super().__init__()
         self.api_base = api_base
         self.api_model = api_model
         self.api_key_env = api_key_env
         self.max_concurrency = max(1, int(max_concurrency))
-        self.limiter = RateLimiter(requests_per_minute)
+        self.limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep)
+        self._sleep = sleep
         self.max_retries = max(0, int(max_retries))
         self.timeout = timeout
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
@@ -178,29 +183,36 @@ class APIBackend(LLMBackend):
                 self.stats.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
         return text.strip()
 
+    def _retry_delay(self, state: RetryCallState) -> float:
+        """Backoff before the next attempt: exponential with jitter, or the server's Retry-After if longer."""
+        exc = state.outcome.exception()
+        delay = backoff_delay(state.attempt_number - 1, self.backoff_base, self.backoff_cap, self._rng)
+        if getattr(exc, "retry_after", None) is not None:  # the server knows best; an absurd value is capped
+            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
+        return delay
+
     def _request_with_retries(self, chat: Chat, sampling: SamplingConfig, desc: str, index: int) -> str:
         import openai
 
-        attempt = 0
-        while True:
-            self.limiter.acquire()
-            try:
-                return self._request(chat, sampling)
-            except _Retryable as exc:
-                if attempt >= self.max_retries:
-                    raise BackendError(
-                        f"stage '{desc}', item {index}: gave up after {attempt + 1} attempts ({exc})"
-                    ) from exc
-                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap, self._rng)
-                if exc.retry_after is not None:  # the server knows best; an absurd value is capped
-                    delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
-                logger.warning("stage '%s', item %d: %s; retry %d/%d in %.1f s",
-                               desc, index, exc, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
-                attempt += 1
-            except openai.APIStatusError as exc:
-                raise BackendError(f"stage '{desc}', item {index}: HTTP {exc.status_code} from {self.api_base}: "
-                                   f"{str(exc)[:300]}") from exc
+        def log_retry(state: RetryCallState) -> None:
+            logger.warning("stage '%s', item %d: %s; retry %d/%d in %.1f s", desc, index, state.outcome.exception(),
+                           state.attempt_number, self.max_retries, state.next_action.sleep)
+
+        retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._retry_delay,
+                            retry=retry_if_exception_type(_Retryable), before_sleep=log_retry, sleep=self._sleep,
+                            reraise=True)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.limiter.acquire()
+                    return self._request(chat, sampling)
+        except _Retryable as exc:
+            raise BackendError(f"stage '{desc}', item {index}: gave up after {self.max_retries + 1} attempts "
+                               f"({exc})") from exc
+        except openai.APIStatusError as exc:
+            raise BackendError(f"stage '{desc}', item {index}: HTTP {exc.status_code} from {self.api_base}: "
+                               f"{str(exc)[:300]}") from exc
+        raise AssertionError("unreachable: tenacity either returns, retries or re-raises")
 
     # -- the batch -------------------------------------------------------------------------------
     def generate(

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from data_processor.chunking import WordCounter
 from data_processor.pipeline import main as collector_main
+from data_processor.stages.step2_chunk import WordCounter
 from tests.data_processor.scripted import ScriptedBackend
 
 DOCS = {

@@ -1,6 +1,6 @@
 """A local OpenAI-compatible chat-completions server (127.0.0.1 only) that injects faults on a schedule.
 
-Replies come from :class:`ScriptedBackend.reply`, so a collector run against it can be compared with
+Replies come from :meth:`ScriptedBackend.reply_to_chat`, so a collector run against it can be compared with
 a run on the scripted backend itself. Every request is recorded (arrival time, in-flight count,
 headers) so tests can measure rate limiting and concurrency at the server.
 """
@@ -108,7 +108,7 @@ class FakeOpenAI:
             return self._send(h, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
         if self.latency:
             time.sleep(self.latency)
-        text = self.model.reply(body["messages"]) if action == "ok" else action  # any other string: the reply
+        text = self.model.reply_to_chat(body["messages"]) if action == "ok" else action  # any other string: the reply
         with self.lock:
             self.served_ok += 1
         payload = {

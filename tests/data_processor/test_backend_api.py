@@ -1,6 +1,4 @@
 """The api backend against a local fake OpenAI-compatible server that injects faults."""
-import time
-
 import pytest
 
 from data_processor.backends import BackendError, build_backend
@@ -29,17 +27,20 @@ def test_every_fault_is_retried_and_results_stay_in_order():
         b = _backend(srv, max_concurrency=1, max_retries=len(faults), timeout=0.5)
         got = []
         out = b.generate([_chat(i) for i in range(3)], SamplingConfig(), on_result=lambda i, t: got.append(i), desc="theme")
-    assert out == [srv.model.reply(_chat(i)).strip() for i in range(3)]
+    assert out == [srv.model.reply_to_chat(_chat(i)).strip() for i in range(3)]
     assert sorted(got) == [0, 1, 2] and b.stats.calls == 3 and b.stats.prompt_tokens == 30
 
 
 def test_retry_after_is_honoured():
-    with FakeOpenAI(faults=["429"], retry_after="1") as srv:
-        b = _backend(srv, max_concurrency=1)
-        t0 = time.monotonic()
-        b.generate([_chat(0)], SamplingConfig())
-        assert srv.starts[1] - srv.starts[0] >= 0.95
-    assert time.monotonic() - t0 < 10
+    slept = []
+    with FakeOpenAI(faults=["429", "429"], retry_after="7") as srv:
+        b = _backend(srv, max_concurrency=1, sleep=slept.append)
+        assert b.generate([_chat(0)], SamplingConfig()) == [srv.model.reply_to_chat(_chat(0)).strip()]
+    assert slept == [7.0, 7.0] and len(srv.starts) == 3  # the server's wait, not the 0.01 s backoff
+    slept.clear()
+    with FakeOpenAI(faults=["429"], retry_after="99999") as srv:
+        _backend(srv, max_concurrency=1, sleep=slept.append).generate([_chat(0)], SamplingConfig())
+    assert slept == [600.0]  # an absurd Retry-After is capped
 
 
 def test_gives_up_after_bounded_retries_naming_stage_and_item():
@@ -49,7 +50,7 @@ def test_gives_up_after_bounded_retries_naming_stage_and_item():
         with pytest.raises(BackendError, match=r"stage 'facts', item 1: gave up after 3 attempts \(HTTP 500\)"):
             b.generate([_chat(0), _chat(1)], SamplingConfig(), on_result=done.__setitem__, desc="facts")
         assert len(srv.starts) == 1 + 3  # item 0 once, item 1 three times
-        assert done == {0: srv.model.reply(_chat(0)).strip()}  # the finished item was handed over before the error
+        assert done == {0: srv.model.reply_to_chat(_chat(0)).strip()}  # the finished item was handed over before the error
 
 
 def test_client_errors_are_not_retried():
@@ -65,11 +66,14 @@ def test_concurrency_and_rate_limit_measured_at_the_server():
         b = _backend(srv, max_concurrency=3)
         b.generate([_chat(i) for i in range(9)], SamplingConfig())
         assert srv.max_in_flight == 3
+    # The limiter paces request starts: with a frozen clock, every start after the first waits one more
+    # interval (0.1 s at 600 per minute), whatever the concurrency.
+    slept = []
     with FakeOpenAI() as srv:
-        b = _backend(srv, max_concurrency=4, requests_per_minute=600)  # one start per 0.1 s
+        b = _backend(srv, max_concurrency=4, requests_per_minute=600, clock=lambda: 0.0, sleep=slept.append)
         b.generate([_chat(i) for i in range(8)], SamplingConfig())
-        gaps = [b - a for a, b in zip(srv.starts, srv.starts[1:])]
-        assert min(gaps) > 0.08 and srv.starts[-1] - srv.starts[0] >= 0.65
+        assert len(srv.starts) == 8
+    assert sorted(round(x, 6) for x in slept) == [round(0.1 * k, 6) for k in range(1, 8)]
 
 
 def test_rate_limiter_and_backoff_math():

@@ -37,7 +37,7 @@ def test_collection_on_a_garbage_generator_completes(tiny_model_dir, docs_dir, t
     assert rc == 0
     summary = json.loads((tmp_path / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["llm_calls"] > 0
-    assert sum(summary["parse_failures"].values()) > 0  # random weights write garbage ...
+    assert sum(c.get("parse_failures", 0) for c in summary["stages"].values()) > 0  # random weights write garbage ...
     for row in read_jsonl(out) if out.exists() else []:  # ... and whatever got through is well-formed
         assert row["conversations"][0]["value"] and row["conversations"][1]["value"]
 

@@ -25,7 +25,7 @@ def test_cached_llm_sends_only_missing_prompts_once(tmp_path):
     llm.cache.close()
     backend2 = ScriptedBackend()
     llm2 = CachedLLM(backend2, ResultCache(tmp_path / "c.sqlite"), SamplingConfig(), {"theme": {"max_new_tokens": 8}})
-    assert llm2.generate("theme", chats + [_chat("new")]) == first + [backend2.reply(_chat("new"))]
+    assert llm2.generate("theme", chats + [_chat("new")]) == first + [backend2.reply(_chat("new"), "theme")]
     assert backend2.batches == [("theme", 1)] and llm2.calls == 1 and llm2.cache_hits == 3
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.data_processor.conftest import read_jsonl
 from tests.data_processor.fake_openai import FakeOpenAI
-from tests.data_processor.test_readers import make_docx
+from tests.data_processor.stages.test_step1_read import make_docx
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_CHUNKS = ["--chunk_size_by_token", "40", "--chunk_overlap_tokens", "8"]
@@ -33,7 +33,7 @@ def collector_cmd(srv: FakeOpenAI, *flags: str) -> list[str]:
 
 
 def run_env(**extra) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **extra}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
     env.pop("OPENAI_API_KEY", None)
     return env
 

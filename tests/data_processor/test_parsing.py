@@ -1,8 +1,16 @@
 import pytest
 
 from data_processor.parsing import (
-    ParseError, ask_with_repair, clean_line, content_words, extract_json, normalize, parse_lines, specifics,
-    states_the_fact, support,
+    ParseError,
+    ask_with_repair,
+    clean_line,
+    content_words,
+    extract_json,
+    normalize,
+    parse_lines,
+    specifics,
+    states_the_fact,
+    support,
 )
 
 

@@ -34,9 +34,11 @@ def test_end_to_end_rows_batching_and_summary(collect, docs_dir, tmp_path):
     summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["qa_written"] == len(rows)
     assert summary["llm_calls"] == len(backend.prompts) and summary["files"] == 2
-    assert summary["cloze_rows"] == sum(r["role"] == "cloze" for r in rows)
-    for key in ("chunks", "facts", "qa_pairs", "qa_skipped", "parse_failures", "prompt_tokens", "seconds",
-                "grounding_dropped", "duplicates"):
+    assert summary["stages"]["cloze"]["rows"] == sum(r["role"] == "cloze" for r in rows)
+    # every stage reports its counters the same way, under its own name
+    assert list(summary["stages"]) == ["theme", "facts", "qa", "roles", "diversify", "cloze"]
+    assert summary["stages"]["facts"]["facts"] > 0 and summary["stages"]["qa"]["pairs"] > 0
+    for key in ("chunks", "prompt_tokens", "seconds", "duplicates"):
         assert key in summary
 
 
@@ -58,7 +60,7 @@ def test_garbage_replies_are_repaired_or_counted_never_fatal(collect, docs_dir, 
     assert read_jsonl(out)
     rc, backend = collect(*_flags(docs_dir, tmp_path / "b.jsonl", "--max_repairs", "0"), garbage_every=2)
     summary = json.loads((tmp_path / "b.summary.json").read_text())["summary"]
-    assert rc == 0 and sum(summary["parse_failures"].values()) > 0
+    assert rc == 0 and sum(c.get("parse_failures", 0) for c in summary["stages"].values()) > 0
 
 
 @pytest.mark.parametrize("fail_after", [3, 25, 50])
@@ -107,14 +109,14 @@ def test_eval_fraction_holds_out_rewritten_questions(collect, docs_dir, tmp_path
 
 def test_grounding_filter_drops_or_replaces_invented_answers(collect, docs_dir, tmp_path):
     def summary(name):
-        return json.loads((tmp_path / f"{name}.summary.json").read_text())["summary"]
+        return json.loads((tmp_path / f"{name}.summary.json").read_text())["summary"]["stages"]["qa"]
 
     def invented(name):
         return any("Zyxxon" in json.dumps(r) for r in read_jsonl(tmp_path / f"{name}.jsonl"))
 
     # Default: the unsupported answer is replaced by the (grounded) fact sentence.
     assert collect(*_flags(docs_dir, tmp_path / "d.jsonl"), invent_answers=True)[0] == 0
-    assert not invented("d") and summary("d")["answers_from_fact"] > 0 and summary("d")["grounding_dropped"] == 0
+    assert not invented("d") and summary("d")["answers_from_fact"] > 0 and summary("d").get("grounding_dropped", 0) == 0
     # Without the replacement the pair is dropped.
     assert collect(*_flags(docs_dir, tmp_path / "x.jsonl", "--answer_with_fact", "false"), invent_answers=True)[0] == 0
     assert not invented("x") and summary("x")["grounding_dropped"] == summary("d")["answers_from_fact"]
@@ -124,7 +126,7 @@ def test_grounding_filter_drops_or_replaces_invented_answers(collect, docs_dir, 
 
 
 def test_bad_inputs_are_reported_by_name_and_the_rest_goes_on(collect, tmp_path, caplog):
-    from tests.data_processor.test_readers import make_docx
+    from tests.data_processor.stages.test_step1_read import make_docx
 
     d = tmp_path / "mixed"
     d.mkdir()

@@ -1,0 +1,119 @@
+"""Stage 4: the discrete, self-contained facts of each chunk, informed by its theme.
+
+Small generators often copy a whole paragraph onto one line; every reply is therefore split into
+sentences, and each sentence that the chunk supports becomes one fact. They also stop early: with
+``add_uncovered_sentences`` the chunk's own sentences that no generated fact covers are added, so
+every fact of the document is asked about (coverage is what makes fact-based QA work).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ..parsing import ParseError, ask_with_repair, check_usable, clean_line, normalize, parse_lines, support
+from ..prompts import PromptTemplate
+from . import StageResult
+from .step2_chunk import Chunk, sentence_spans
+
+STAGE = "facts"
+MIN_WORDS, MAX_WORDS = 4, 80  # CJK: characters / 2
+_META = ("here are", "facts:", "the facts", "sure", "以下是", "事实如下")
+_END = re.compile(r"[.!?。！？…\"'”’)）]$")
+COVERED = 0.6  # a chunk sentence counts as covered when this share of its words is in the facts
+
+
+@dataclass(frozen=True)
+class Fact:
+    chunk_id: str
+    doc_name: str
+    index: int  # position among the chunk's facts
+    text: str
+    theme: str  # the chunk's
+    doc_theme: str = ""
+
+
+def build_prompts(chunks: list[Chunk], themes: list[str], doc_themes: list[str], template: PromptTemplate) -> list[list[dict]]:
+    return [template.render(text=c.text, theme=t, doc_theme=d) for c, t, d in zip(chunks, themes, doc_themes)]
+
+
+def _size(text: str) -> int:
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return len(text.split()) + cjk // 2
+
+
+def split_facts(items: list[str]) -> list[str]:
+    """Split items into sentences; drop meta lines, headings, fragments and duplicates."""
+    out, seen = [], set()
+    for item in items:
+        for s, e, _ in sentence_spans(item):
+            sent = clean_line(item[s:e])
+            if not sent or any(sent.lower().startswith(m) for m in _META) or sent.endswith((":", "：")):
+                continue
+            size = _size(sent)
+            if not MIN_WORDS <= size <= MAX_WORDS or (size < 8 and not _END.search(sent)):  # headings
+                continue
+            try:
+                check_usable(sent)
+            except ParseError:
+                continue
+            key = normalize(sent)
+            if key and key not in seen:
+                seen.add(key)
+                out.append(sent)
+    return out
+
+
+def parse_facts(reply: str) -> list[str]:
+    """Facts from a one-per-line or JSON-list reply. Raises :class:`ParseError` if there are none."""
+    facts = split_facts(parse_lines(reply))
+    if not facts:
+        raise ParseError("no fact sentences found")
+    return facts
+
+
+def uncovered_sentences(chunk_text: str, facts: list[str]) -> list[str]:
+    """The chunk's sentences whose content the ``facts`` do not already state."""
+    joined = " ".join(facts)
+    return [s for s in split_facts([chunk_text]) if support(s, joined) < COVERED]
+
+
+def run(
+    llm,
+    chunks: list[Chunk],
+    themes: list[str],
+    doc_themes: list[str],
+    template: PromptTemplate,
+    *,
+    max_repairs: int = 1,
+    max_facts: int = 12,
+    grounding_threshold: float = 0.0,
+    add_uncovered_sentences: bool = True,
+) -> StageResult[list[list[Fact]]]:
+    """Facts per chunk. Counters: ``parse_failures``, ``ungrounded`` (generated facts the chunk does not
+    support, dropped), ``from_sentences`` (the chunk's own sentences added), ``facts``.
+
+    Args:
+        max_facts: keep at most this many facts per chunk (generated ones first).
+        grounding_threshold: drop generated facts with less than this share of content words in
+            the chunk (see :func:`~data_processor.parsing.support`).
+        add_uncovered_sentences: add the chunk's sentences that no generated fact covers.
+    """
+    stats = Counter()
+    parsed, stats["parse_failures"] = ask_with_repair(
+        llm, STAGE, build_prompts(chunks, themes, doc_themes, template), lambda reply, _i: parse_facts(reply),
+        template.repair_message, max_repairs,
+    )
+    result: list[list[Fact]] = []
+    for chunk, theme, doc_theme, facts in zip(chunks, themes, doc_themes, parsed):
+        facts = facts or []
+        kept = [f for f in facts if support(f, chunk.text) >= grounding_threshold]
+        stats["ungrounded"] += len(facts) - len(kept)
+        if add_uncovered_sentences:
+            extra = uncovered_sentences(chunk.text, kept)[: max(0, max_facts - len(kept))]
+            stats["from_sentences"] += len(extra)
+            kept += extra
+        result.append([Fact(chunk.chunk_id, chunk.doc_name, i, f, theme, doc_theme)
+                       for i, f in enumerate(kept[:max_facts])])
+        stats["facts"] += len(result[-1])
+    return StageResult(result, stats)

@@ -1,0 +1,205 @@
+"""Stage 9: SFT rows (and held-out eval rows) appended one whole line at a time, never duplicated.
+
+Each line goes to the file in one ``write`` on an append-only descriptor and is ``fsync``-ed, so a
+kill at any moment leaves a valid JSONL file (at worst a partial last line, which the next run cuts
+off before it appends). Row ids are content hashes; rows whose id, or whose normalised
+question + answer, is already in the file are not written again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..parsing import normalize
+
+logger = logging.getLogger(__name__)
+
+
+def row_id(*parts: str) -> str:
+    """A stable id from content: same inputs, same id, on every run and machine."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+
+
+def pair_key(question: str, answer: str) -> str:
+    """Deduplication key: case-, punctuation- and whitespace-insensitive question + answer."""
+    return normalize(question) + "\x00" + normalize(answer)
+
+
+def repair_tail(path: str | os.PathLike) -> int:
+    """Cut a partial last line (a write interrupted by a kill). Returns the bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return 0
+        # Walk back to the last newline.
+        pos, block = size, 65536
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            data = fh.read(pos - start)
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    logger.warning("%s: removed a partial last line (%d bytes) left by an interrupted run", path, size - keep)
+    return size - keep
+
+
+class JsonlWriter:
+    """Append-only JSONL file that knows the rows already in it (for resume)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.truncated_bytes = repair_tail(self.path)
+        self.rows: list[dict] = []
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        logger.warning("%s:%d: not JSON; left as it is and ignored", self.path, lineno)
+                        continue
+                    if isinstance(row, dict):
+                        self.rows.append(row)
+        self.ids = {r.get("id") for r in self.rows}
+        self.resumed = len(self.rows)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, row: dict) -> bool:
+        """Append ``row`` unless its id is already in the file. Returns whether it was written."""
+        if row["id"] in self.ids:
+            return False
+        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        written = 0
+        while written < len(data):  # one write almost always; loop in case the OS splits it
+            written += os.write(self._fd, data[written:])
+        os.fsync(self._fd)
+        self.ids.add(row["id"])
+        self.rows.append(row)
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def train_row_question_answer(row: dict) -> tuple[str, str]:
+    turns = row.get("conversations") or []
+    q = next((t.get("value", "") for t in turns if t.get("from") == "user"), "")
+    a = next((t.get("value", "") for t in turns if t.get("from") == "assistant"), "")
+    return q, a
+
+
+class OutputSet:
+    """The training file and the optional eval file, with deduplication across both.
+
+    A question set aside for evaluation never appears in the training file (and vice versa).
+    """
+
+    def __init__(self, train_path: str | os.PathLike, eval_path: str | os.PathLike | None) -> None:
+        self.train = JsonlWriter(train_path)
+        self.eval = JsonlWriter(eval_path) if eval_path else None
+        self.pairs: set[str] = set()
+        self.train_questions: set[str] = set()
+        self.eval_questions: set[str] = set()
+        for row in self.train.rows:
+            q, a = train_row_question_answer(row)
+            self.pairs.add(pair_key(q, a))
+            self.train_questions.add(normalize(q))
+        if self.eval is not None:
+            for row in self.eval.rows:
+                a = (row.get("answers") or [""])[0]
+                self.pairs.add(pair_key(row.get("question", ""), a))
+                self.eval_questions.add(normalize(row.get("question", "")))
+        self.written = {"train": 0, "eval": 0, "duplicates": 0, "already_there": 0}
+
+    def add_train(self, row: dict) -> bool:
+        if row["id"] in self.train.ids:  # written by an earlier (interrupted) run
+            self.written["already_there"] += 1
+            return False
+        q, a = train_row_question_answer(row)
+        key, nq = pair_key(q, a), normalize(q)
+        if key in self.pairs or nq in self.eval_questions:
+            self.written["duplicates"] += 1
+            return False
+        self.pairs.add(key)
+        self.train_questions.add(nq)
+        self.train.write(row)
+        self.written["train"] += 1
+        return True
+
+    def add_eval(self, row: dict) -> bool:
+        if self.eval is None:
+            return False
+        if row["id"] in self.eval.ids:
+            self.written["already_there"] += 1
+            return False
+        key, nq = pair_key(row["question"], row["answers"][0]), normalize(row["question"])
+        if key in self.pairs or nq in self.train_questions:
+            self.written["duplicates"] += 1
+            return False
+        self.pairs.add(key)
+        self.eval_questions.add(nq)
+        self.eval.write(row)
+        self.written["eval"] += 1
+        return True
+
+    def close(self) -> None:
+        self.train.close()
+        if self.eval is not None:
+            self.eval.close()
+
+
+def is_eval_fact(seed: int, chunk_id: str, fact: str, fraction: float) -> bool:
+    """Seeded, order-independent choice of the facts that contribute held-out questions."""
+    if fraction <= 0:
+        return False
+    h = int(hashlib.sha256(f"{seed}\x1f{chunk_id}\x1f{fact}".encode()).hexdigest()[:12], 16)
+    return h / float(16**12) < fraction
+
+
+def train_row(*, question: str, answer: str, fact: str, theme: str, role: str, file_name: str, chunk_id: str) -> dict:
+    return {
+        "id": row_id(file_name, chunk_id, fact, role, question, answer),
+        "conversations": [{"from": "user", "value": question}, {"from": "assistant", "value": answer}],
+        "fact": fact,
+        "theme": theme,
+        "role": role,
+        "file_name": file_name,
+        "chunk_id": chunk_id,
+    }
+
+
+def eval_row(*, question: str, answer: str, fact: str, theme: str, role: str, file_name: str, chunk_id: str,
+             train_question: str) -> dict:
+    return {
+        "id": row_id("eval", file_name, chunk_id, fact, role, question, answer),
+        "question": question,
+        "answers": [answer],
+        "fact": fact,
+        "theme": theme,
+        "role": role,
+        "file_name": file_name,
+        "chunk_id": chunk_id,
+        "train_question": train_question,
+    }

@@ -1,0 +1,379 @@
+"""Closed-book knowledge evaluation: did the update teach the documents, and what did it cost?
+
+Asks every question of each QA file (new knowledge) and of a control file (general knowledge, to see
+forgetting) to the base model and to each updated model, greedy and batched with the model's chat
+template, and scores the replies (evaluation/scoring.py; headline: alias-contains accuracy).
+
+    python evaluate.py --adapters runs/x/adapter                      # base vs one LoRA adapter
+    python evaluate.py --qa_file examples/eval_qa.jsonl,held_out.jsonl --adapters a1 lora2=a2
+    python evaluate.py --control_file none --judge_model_type api --judge_model gpt-4o-mini \
+        --judge_api_base https://api.openai.com/v1
+
+Writes to --output_dir: results.json (all scores and replies), report.md (summary + flipped
+questions) and predictions/ (one cached file per model and set; a re-run with the same model,
+questions and settings reuses them, so an interrupted evaluation resumes where it stopped).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from evaluation.report import BASE_LABEL, build_set_result, render_markdown, results_table
+from evaluation.scoring import score_prediction
+from utils.data_formats import to_messages
+from utils.io_utils import DataFileError, atomic_write_json, atomic_write_text, iter_jsonl
+from utils.logging_utils import setup_logging
+from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, repo_path, split_recipe_flag
+from utils.stamps import is_current, mark_current, weights_stamp
+
+logger = logging.getLogger("evaluate")
+
+DEFAULT_QA_FILE = "examples/eval_qa.jsonl"
+
+
+@dataclass
+class EvalArguments:
+    qa_file: list[str] = field(default_factory=list, metadata={
+        "action": "extend",
+        "help": f"New-knowledge QA file(s): repeat the flag, give several, or a comma list (default "
+                f"{DEFAULT_QA_FILE}). Rows are {{'question', 'answers': [primary, alias...]}} or collector "
+                "rows with 'conversations' (question = user turn, answer = assistant turn). Each file is "
+                "its own set in the table."})
+    control_file: str = field(default="examples/control_qa.jsonl", metadata={
+        "help": "General-knowledge QA file that measures forgetting; 'none' disables it."})
+    model_name_or_path: str = field(default="default", metadata={
+        "aliases": ["-m"], "help": "Base model: 'default' (embedded SmolLM2-135M-Instruct), a local folder or a hub id."})
+    adapters: list[str] = field(default_factory=list, metadata={
+        "action": "extend",
+        "help": "Updated models to compare with the base: PEFT adapter folders (each merged into its own copy "
+                "of the base before generating) or merged model folders. 'LABEL=PATH' names the column; "
+                "otherwise the folder name."})
+    batch_size: int = field(default=32, metadata={"help": "Questions per generate() call."})
+    max_new_tokens: int = field(default=48, metadata={
+        "help": "Reply length cap. Short facts need few tokens; longer replies make alias matches by chance "
+                "more likely."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bfloat16 or float32."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Optional system message; by default none, i.e. the chat template's own default, as in "
+                "training."})
+    max_questions: int = field(default=0, metadata={"help": "Use only the first N questions of each set (0 = all)."})
+    output_dir: str = field(default="runs/evaluate", metadata={"help": "Where results.json, report.md go."})
+    overwrite: bool = field(default=False, metadata={"help": "Regenerate even when cached predictions match."})
+    judge_model_type: str | None = field(default=None, metadata={
+        "help": "Optional LLM-as-judge backend: api, hf or vllm (see data_processor.backends)."})
+    judge_model: str = field(default="default", metadata={
+        "help": "Judge model: the model name for api, a path/hub id for hf and vllm."})
+    judge_api_base: str | None = field(default=None, metadata={"help": "Base URL of the judge's API server."})
+    judge_kwargs: str | None = field(default=None, metadata={
+        "help": "Extra judge backend arguments as JSON, e.g. '{\"api_key_env\": \"MY_KEY\"}'."})
+    recipe: str | None = field(default=DEFAULT_RECIPE, metadata={
+        "help": "Recipe YAML whose 'evaluate' section sets these defaults ('none' = the built-in ones)."})
+
+    def __post_init__(self) -> None:
+        files = [p.strip() for item in self.qa_file for p in item.split(",") if p.strip()]
+        self.qa_file = files or [DEFAULT_QA_FILE]
+        if self.control_file and self.control_file.strip().lower() in ("none", ""):
+            self.control_file = None
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_questions < 0:
+            raise ValueError("--batch_size and --max_new_tokens must be >= 1, --max_questions >= 0")
+        if self.judge_model_type is not None and self.judge_model_type not in ("api", "hf", "vllm"):
+            raise ValueError(f"--judge_model_type must be api, hf or vllm, not {self.judge_model_type!r}")
+
+
+@dataclass
+class ModelSpec:
+    """One column of the comparison."""
+
+    label: str
+    model: str  # base model name/path, or the merged model folder
+    adapter: str | None = None  # PEFT adapter applied to the base
+    kind: str = "base"  # base | adapter | merged
+
+
+@dataclass
+class EvalSet:
+    name: str
+    kind: str  # knowledge | control
+    files: list[str]
+    questions: list[dict]
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+def load_qa_file(path: str) -> list[dict]:
+    """Read a QA file into ``{"question", "answers", "source"[, "doc"]}`` dicts (``doc`` from the row's
+    ``doc`` or ``file_name``: the report then breaks accuracy down per document).
+
+    Accepts eval rows (``question`` + ``answers`` list or string) and collector/chat rows
+    (``conversations``/``messages``: the first user turn is the question, the assistant turn after it
+    the only answer). Raises :class:`DataFileError` naming ``file:line`` for a row that is neither.
+    """
+    p = repo_path(path)
+    out = []
+    for lineno, row in iter_jsonl(p):
+        where = f"{p}:{lineno}"
+        if "question" in row:
+            answers = row.get("answers", row.get("answer"))
+            if isinstance(answers, str):
+                answers = [answers]
+            if not isinstance(row["question"], str) or not row["question"].strip():
+                raise DataFileError(f"{where}: 'question' must be a non-empty string")
+            if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+                raise DataFileError(f"{where}: 'answers' must be a non-empty list of non-empty strings")
+            question = row["question"].strip()
+        else:
+            try:
+                msgs = to_messages(row)
+            except ValueError as exc:
+                raise DataFileError(f"{where}: neither a question/answers row nor a chat row ({exc})") from None
+            users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+            replies = [m for m in msgs[users[0] + 1:] if m["role"] == "assistant"] if users else []
+            if not replies:
+                raise DataFileError(f"{where}: chat row has no user turn followed by an assistant turn")
+            question, answers = msgs[users[0]]["content"].strip(), [replies[0]["content"].strip()]
+        doc = row.get("doc") or row.get("file_name")
+        out.append({"question": question, "answers": [a.strip() for a in answers], "source": where,
+                    **({"doc": str(doc)} if doc else {})})
+    if not out:
+        raise DataFileError(f"{p}: no questions")
+    return out
+
+
+def load_sets(args: EvalArguments) -> list[EvalSet]:
+    """One set per QA file (named after the file) plus the control set."""
+    sets: list[EvalSet] = []
+    taken = {"control"} if args.control_file else set()
+    for f in args.qa_file:
+        name, k = Path(f).stem, 2
+        while name in taken:
+            name, k = f"{Path(f).stem}_{k}", k + 1
+        taken.add(name)
+        sets.append(EvalSet(name, "knowledge", [str(repo_path(f))], load_qa_file(f)))
+    if args.control_file:
+        sets.append(EvalSet("control", "control", [str(repo_path(args.control_file))], load_qa_file(args.control_file)))
+    if args.max_questions:
+        for s in sets:
+            s.questions = s.questions[: args.max_questions]
+    return sets
+
+
+def model_specs(args: EvalArguments) -> list[ModelSpec]:
+    """The base model first (the reference for deltas), then one spec per --adapters entry.
+
+    Raises:
+        FileNotFoundError: for an adapter path that is neither a PEFT adapter nor a model folder.
+    """
+    specs = [ModelSpec(BASE_LABEL, args.model_name_or_path)]
+    for item in args.adapters:
+        label, sep, path = item.partition("=")
+        if not sep:
+            label, path = Path(item.rstrip("/")).name, item
+        base_label, k = label, 2
+        while label in {s.label for s in specs}:
+            label, k = f"{base_label}_{k}", k + 1
+        p = Path(path)
+        if (p / "adapter_config.json").is_file():
+            specs.append(ModelSpec(label, args.model_name_or_path, adapter=str(p), kind="adapter"))
+        elif (p / "config.json").is_file():
+            specs.append(ModelSpec(label, str(p), kind="merged"))
+        else:
+            raise FileNotFoundError(f"{path}: neither a PEFT adapter (adapter_config.json) nor a model folder (config.json)")
+    return specs
+
+
+# -- generation ------------------------------------------------------------------------------------
+def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments) -> dict:
+    """Everything that determines the replies of one model on one set (the cache's stamp)."""
+    return {
+        "model": spec.model, "adapter": spec.adapter, "weights": weights_stamp(spec.adapter or spec.model),
+        "questions": [q["question"] for q in questions], "max_new_tokens": args.max_new_tokens,
+        "system_prompt": args.system_prompt, "dtype": args.dtype,
+    }
+
+
+class ModelPool:
+    """Keeps the base model loaded for the base column; each adapter is merged into its own fresh copy
+    of the base (and freed after use), so an updated model generates as fast as the base, and the base
+    column can never see a LoRA layer. Merged model folders are loaded on their own."""
+
+    def __init__(self, args: EvalArguments) -> None:
+        self.args = args
+        self.base = None  # HFBackend holding the base model and tokenizer
+
+    def _base_backend(self):
+        from data_processor.backends.hf import HFBackend
+
+        if self.base is None:
+            self.base = HFBackend(self.args.model_name_or_path, batch_size=self.args.batch_size, dtype=self.args.dtype)
+            self.base.load()
+        return self.base
+
+    def generate(self, spec: ModelSpec, chats: list, desc: str) -> list[str]:
+        """Greedy replies of ``spec`` to ``chats``."""
+        from data_processor.backends.base import SamplingConfig
+        from data_processor.backends.hf import HFBackend
+
+        sampling = SamplingConfig(temperature=0.0, max_new_tokens=self.args.max_new_tokens)
+        if spec.kind == "base":
+            base = self._base_backend()
+            return HFBackend(model=base.model, tokenizer=base.tokenizer, batch_size=self.args.batch_size,
+                             progress_desc=desc).generate(chats, sampling)
+        if spec.kind == "merged":
+            backend = HFBackend(spec.model, batch_size=self.args.batch_size, dtype=self.args.dtype, progress_desc=desc)
+        else:
+            backend = HFBackend(self.args.model_name_or_path, batch_size=self.args.batch_size, dtype=self.args.dtype,
+                                adapter_path=spec.adapter, merge_adapter=True, progress_desc=desc)
+        try:
+            return backend.generate(chats, sampling)
+        finally:
+            backend.close()
+
+
+def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path) -> dict:
+    """``{set name: {label: [reply, ...]}}``, generating only what is not cached in ``out_dir/predictions``."""
+    pool = ModelPool(args)
+    preds: dict[str, dict[str, list[str]]] = {s.name: {} for s in sets}
+    for spec in specs:
+        for s in sets:
+            cache = out_dir / "predictions" / f"{spec.label}__{s.name}.json"
+            key = prediction_key(spec, s.questions, args)
+            if not args.overwrite and is_current(cache, key):
+                logger.info("%s on %s: reusing %s", spec.label, s.name, cache)
+                preds[s.name][spec.label] = json.loads(cache.read_text(encoding="utf-8"))["predictions"]
+                continue
+            logger.info("%s on %s: asking %d questions", spec.label, s.name, len(s.questions))
+            chats = [([{"role": "system", "content": args.system_prompt}] if args.system_prompt else [])
+                     + [{"role": "user", "content": q["question"]}] for q in s.questions]
+            replies = pool.generate(spec, chats, desc=f"{spec.label}/{s.name}")
+            atomic_write_json(cache, {"label": spec.label, "set": s.name, "predictions": replies})
+            mark_current(cache, key)
+            preds[s.name][spec.label] = replies
+    return preds
+
+
+# -- optional LLM judge ----------------------------------------------------------------------------
+JUDGE_PROMPT = (
+    "You grade answers to quiz questions. Question: {question}\n"
+    "Accepted answers: {answers}\n"
+    "Student's reply: {reply}\n\n"
+    "Does the reply give an accepted answer (wording may differ; extra text is fine, a wrong or "
+    "contradictory answer is not)? Reply with one word: CORRECT or INCORRECT."
+)
+
+
+def parse_verdict(text: str) -> bool | None:
+    """CORRECT -> True, INCORRECT -> False, anything else -> None (counted as unjudged)."""
+    words = "".join(ch if ch.isalpha() else " " for ch in text.upper()).split()
+    for w in words[:5]:
+        if w in ("INCORRECT", "WRONG", "NO"):
+            return False
+        if w in ("CORRECT", "RIGHT", "YES"):
+            return True
+    return None
+
+
+def build_judge(args: EvalArguments):
+    """The judge backend through the shared factory (imported lazily: only needed with a judge)."""
+    from data_processor.backends import build_backend
+
+    kwargs = json.loads(args.judge_kwargs) if args.judge_kwargs else {}
+    if args.judge_model_type == "api":
+        kwargs.setdefault("api_model", args.judge_model)
+        if args.judge_api_base:
+            kwargs.setdefault("api_base", args.judge_api_base)
+    else:
+        kwargs.setdefault("model_name_or_path", args.judge_model)
+    return build_backend(args.judge_model_type, **kwargs)
+
+
+def judge_predictions(args: EvalArguments, sets: list[EvalSet], preds: dict) -> dict:
+    """``{set: {label: [True/False/None, ...]}}`` from one batched judge call over everything."""
+    from data_processor.backends.base import BackendError, SamplingConfig
+
+    judge = build_judge(args)
+    keys, chats = [], []
+    for s in sets:
+        for label, replies in preds[s.name].items():
+            for i, (q, r) in enumerate(zip(s.questions, replies)):
+                keys.append((s.name, label, i))
+                chats.append([{"role": "user", "content": JUDGE_PROMPT.format(
+                    question=q["question"], answers=" | ".join(q["answers"]), reply=r or "(empty)")}])
+    verdicts: dict = {s.name: {label: [None] * len(s.questions) for label in preds[s.name]} for s in sets}
+    try:
+        outs = judge.generate(chats, SamplingConfig(temperature=0.0, max_new_tokens=8))
+    except BackendError as exc:
+        logger.error("judge failed, reporting without judge scores: %s", exc)
+        return verdicts
+    finally:
+        judge.close()
+    for (name, label, i), out in zip(keys, outs):
+        verdicts[name][label][i] = parse_verdict(out)
+    unparsed = sum(v is None for d in verdicts.values() for lst in d.values() for v in lst)
+    if unparsed:
+        logger.warning("judge: %d of %d verdicts unreadable (left out of the judge score)", unparsed, len(keys))
+    return verdicts
+
+
+# -- main ------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> EvalArguments:
+    """Flags into :class:`EvalArguments`, with the recipe's ``evaluate`` section as defaults.
+
+    Raises ``ValueError`` (incl. :class:`~utils.recipe.RecipeError`) for invalid values.
+    """
+    from transformers import HfArgumentParser
+
+    recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
+    parser = HfArgumentParser(EvalArguments, description=__doc__)
+    apply_defaults(parser, recipe_section(recipe, "evaluate"), f"{recipe} (section evaluate)")
+    (args,) = parser.parse_args_into_dataclasses(args=rest)
+    args.recipe = recipe
+    return args
+
+
+def run(args: EvalArguments) -> dict:
+    """Evaluate, write results.json + report.md into ``args.output_dir`` and return the results dict."""
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sets = load_sets(args)
+    specs = model_specs(args)
+    logger.info("Sets: %s; models: %s", ", ".join(f"{s.name} ({len(s.questions)})" for s in sets),
+                ", ".join(s.label for s in specs))
+    preds = collect_predictions(args, specs, sets, out_dir)
+    verdicts = judge_predictions(args, sets, preds) if args.judge_model_type else None
+    results = {"headline_metric": "contains", "models": [asdict(s) for s in specs], "sets": {}, "config": asdict(args)}
+    for s in sets:
+        scores = {}
+        for label, replies in preds[s.name].items():
+            scores[label] = [score_prediction(r, q["answers"]) for q, r in zip(s.questions, replies)]
+            if verdicts is not None:
+                scores[label] = [replace(sc, judge=v) for sc, v in zip(scores[label], verdicts[s.name][label])]
+        results["sets"][s.name] = build_set_result(s.kind, s.files, s.questions, preds[s.name], scores)
+    table = results_table(results)
+    atomic_write_json(out_dir / "results.json", results)
+    atomic_write_text(out_dir / "report.md", render_markdown(results, table))
+    print(table)
+    print(f"\nReport: {out_dir / 'report.md'}\nScores: {out_dir / 'results.json'}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args = parse_args(argv)
+    except ValueError as exc:  # __post_init__ validation
+        logger.error("%s", exc)
+        return 2
+    try:
+        run(args)
+    except (DataFileError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""Supervised fine-tuning data: JSONL rows -> chat-template tokens with assistant-only labels.
+
+Pipeline: :func:`load_rows` (any format of :mod:`utils.data_formats`, errors name file:line) ->
+:func:`split_rows` (seeded, disjoint validation hold-out) -> :class:`SupervisedDataset` (eager) or
+:class:`LazySupervisedDataset` (tokenise on first access) -> optional :class:`PackedDataset` ->
+:class:`SFTCollator` (dynamic padding, or packed rows whose attention cannot cross examples).
+
+Why the details matter (defects of the seed this replaces): the pad token must differ from the
+end-of-turn token, otherwise masking padding also masks every ``<|im_end|>`` and the model never
+learns to stop; validation rows must not also be training rows; every example padded to the maximum
+length wastes most of the compute on short QA pairs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from utils.data_formats import to_messages
+from utils.io_utils import DataFileError, iter_jsonl
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+COLLECT_HINT = "bash shells/collect_data.sh"
+
+
+@dataclass
+class Row:
+    """One conversation and where it came from (for error messages)."""
+
+    source: str  # "file:line"
+    messages: list[dict]
+
+
+def load_rows(path: str | Path, *, skip_bad: bool = False) -> list[Row]:
+    """Read a JSONL file of conversations in any supported format.
+
+    Raises :class:`DataFileError` naming the file (and line) for a missing or empty file and, unless
+    ``skip_bad``, for the first malformed line or row; with ``skip_bad`` bad rows are counted and logged.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(
+            f"{path}: training data not found. Make it with `{COLLECT_HINT}` (the QA collector), "
+            f"or pass another file with --data_path / -d."
+        )
+    bad: list[tuple[int, str]] = []
+    rows: list[Row] = []
+    for lineno, obj in iter_jsonl(path, skip_bad=skip_bad, bad_lines=bad):
+        try:
+            rows.append(Row(f"{path}:{lineno}", to_messages(obj)))
+        except (ValueError, TypeError, AttributeError) as exc:
+            reason = f"{path}:{lineno}: unusable row ({exc})"
+            if not skip_bad:
+                raise DataFileError(reason + " — fix it or pass --skip_bad_rows True") from None
+            bad.append((lineno, reason))
+    if bad:
+        logger.warning("Skipped %d bad line(s) of %s; first: %s", len(bad), path, bad[0][1])
+    if not rows:
+        raise DataFileError(f"{path}: no usable rows (file empty or every row bad). Make data with `{COLLECT_HINT}`.")
+    return rows
+
+
+def split_rows(rows: list[Row], validation_size: int, seed: int) -> tuple[list[Row], list[Row]]:
+    """Hold out ``validation_size`` rows for evaluation, disjoint from the training rows.
+
+    Identical conversations are kept on the same side, so an exact duplicate of a validation row can
+    never leak into training. Raises ``ValueError`` when the hold-out would leave no training row.
+    """
+    if validation_size <= 0:
+        return rows, []
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps(row.messages, sort_keys=True, ensure_ascii=False), []).append(row)
+    keys = list(groups)
+    if validation_size >= len(keys):
+        raise ValueError(
+            f"--validation_size {validation_size} is too large: the data has {len(keys)} distinct rows "
+            f"({len(rows)} in all) and at least one must stay for training."
+        )
+    random.Random(seed).shuffle(keys)
+    held = set(keys[:validation_size])
+    train = [r for k in keys if k not in held for r in groups[k]]
+    valid = [groups[k][0] for k in keys[:validation_size]]
+    return train, valid
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Give the tokenizer a pad token different from EOS (``<|endoftext|>`` or UNK when they exist).
+
+    Padding is never found by comparing ids (attention masks come from lengths), but a distinct pad
+    keeps any downstream ``input_ids != pad`` logic from erasing the end-of-turn token.
+    """
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return
+    vocab = tokenizer.get_vocab()
+    for candidate in ("<|endoftext|>", "<|finetune_right_pad_id|>", "<pad>", "[PAD]", tokenizer.unk_token):
+        if candidate and candidate in vocab and vocab[candidate] != tokenizer.eos_token_id:
+            tokenizer.pad_token = candidate
+            logger.info("pad token set to %r (id %d), distinct from EOS %r", candidate, vocab[candidate], tokenizer.eos_token)
+            return
+    raise ValueError(
+        f"tokenizer has no token usable as padding other than EOS {tokenizer.eos_token!r}; add one "
+        "(tokenizer.add_special_tokens({'pad_token': '<pad>'})) and resize the embeddings"
+    )
+
+
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> tuple[dict, bool]:
+    """Tokenise with the model's own chat template; label only assistant turns.
+
+    Each assistant turn is located by rendering the conversation up to it (with the generation
+    prompt) and up to its end; its text and its end-of-turn token (EOS) get labels, everything else
+    ``-100``. If the template does not emit EOS after the last answer, EOS is appended and labelled
+    so the model learns to stop. Returns ``({"input_ids", "labels"}, truncated)``.
+    Raises ``ValueError`` if the template is not prefix-consistent (earlier turns re-rendered).
+    """
+    full = _render(tokenizer, messages, add_generation_prompt=False)
+    eos = tokenizer.eos_token
+    spans: list[tuple[int, int]] = []
+    last_has_eos = False
+    for i, msg in enumerate(messages):
+        if msg["role"] != "assistant":
+            continue
+        prefix = _render(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        if not (full.startswith(prefix) and full.startswith(upto) and len(upto) > len(prefix)):
+            raise ValueError("the chat template re-renders earlier turns; cannot locate assistant tokens")
+        segment = upto[len(prefix):]
+        cut = segment.rfind(eos) if eos else -1
+        last_has_eos = cut >= 0
+        end = len(prefix) + (cut + len(eos) if cut >= 0 else len(segment.rstrip()))
+        spans.append((len(prefix), end))
+    # verbose=False: the tokenizer's own "longer than the maximum" warning names no row; ours does.
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    ids = list(enc["input_ids"])
+    labels = [IGNORE_INDEX] * len(ids)
+    k = 0
+    for t, (start, stop) in enumerate(enc["offset_mapping"]):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k < len(spans) and spans[k][0] <= start < spans[k][1] and stop > start:
+            labels[t] = ids[t]
+    if messages[-1]["role"] == "assistant" and not last_has_eos and tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+        labels.append(tokenizer.eos_token_id)
+    truncated = len(ids) > max_length
+    if truncated:
+        ids, labels = ids[:max_length], labels[:max_length]
+    return {"input_ids": ids, "labels": labels}, truncated
+
+
+def _has_target(example: dict) -> bool:
+    return any(label != IGNORE_INDEX for label in example["labels"])
+
+
+def _tokenize_row(tokenizer, row: Row, max_length: int) -> tuple[dict, bool]:
+    try:
+        return tokenize_conversation(tokenizer, row.messages, max_length)
+    except Exception as exc:  # noqa: BLE001 - jinja / tokenizer errors: name the row, not a traceback
+        raise DataFileError(f"{row.source}: cannot tokenise this row ({type(exc).__name__}: {exc})") from exc
+
+
+def _some(sources: list[str], n: int = 5) -> str:
+    return ", ".join(sources[:n]) + (f" and {len(sources) - n} more" if len(sources) > n else "")
+
+
+class SupervisedDataset(Dataset):
+    """Tokenises every row up front (one tqdm pass).
+
+    A row longer than ``max_length`` tokens is truncated at the end and named (``file:line``) in a
+    warning; a row left with no answer token is dropped and named too. Raises
+    :class:`DataFileError` naming the row for one that cannot be tokenised, and ``ValueError`` when
+    no row is left to train on.
+    """
+
+    def __init__(self, rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise"):
+        from tqdm.auto import tqdm
+
+        self.examples: list[dict] = []
+        truncated, dropped = [], []
+        for row in tqdm(rows, desc=desc, mininterval=2, disable=len(rows) < 2000):
+            ex, cut = _tokenize_row(tokenizer, row, max_length)
+            if not _has_target(ex):
+                dropped.append(row.source)
+                continue
+            if cut:
+                truncated.append(row.source)
+            self.examples.append(ex)
+        if truncated:
+            logger.warning("%d of %d rows are longer than --model_max_length %d tokens and were truncated: %s",
+                           len(truncated), len(rows), max_length, _some(truncated))
+        if dropped:
+            logger.warning("%d row(s) dropped: no answer token left after truncation to --model_max_length %d: %s",
+                           len(dropped), max_length, _some(dropped))
+        if not self.examples:
+            files = ", ".join(dict.fromkeys(r.source.rsplit(":", 1)[0] for r in rows))
+            raise ValueError(f"{files}: no trainable rows left after truncation to --model_max_length {max_length}; "
+                             "raise --model_max_length")
+        self.lengths = [len(ex["input_ids"]) for ex in self.examples]
+        self.num_truncated = len(truncated)
+        self.num_dropped = len(dropped)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+
+class LazySupervisedDataset(Dataset):
+    """Tokenises a row on first access and caches it: start-up stays instant on large files.
+
+    ``lengths`` (used by length-grouped sampling) are estimated from characters until a row is
+    tokenised, so sampling never forces a full tokenisation pass.
+    """
+
+    def __init__(self, rows: list[Row], tokenizer, max_length: int):
+        self.rows, self.tokenizer, self.max_length = rows, tokenizer, max_length
+        self.cache: dict[int, dict] = {}
+        self.lengths = [sum(len(m["content"]) for m in r.messages) // 3 + 16 for r in rows]
+        self.num_truncated = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        if i not in self.cache:
+            ex, cut = _tokenize_row(self.tokenizer, self.rows[i], self.max_length)
+            if cut:
+                self.num_truncated += 1
+                logger.warning("%s: longer than --model_max_length %d, truncated%s", self.rows[i].source,
+                               self.max_length, "" if _has_target(ex) else " (no answer token left: contributes no loss)")
+            self.cache[i] = ex
+        return self.cache[i]
+
+
+class PackedDataset(Dataset):
+    """Packs short examples into sequences of at most ``max_length`` tokens (first-fit decreasing).
+
+    Each packed item carries ``position_ids`` restarting at 0 for every example; with no 2-D
+    attention mask, transformers derives a block-diagonal causal mask from them (sdpa/eager) or
+    varlen boundaries (flash-attention), so attention never crosses examples — provided the model
+    runs without a KV cache (``config.use_cache = False``, as :func:`finetuning.model.load_model` sets):
+    transformers skips the detection when a cache is present. The first label of
+    every example is ignored so no token is trained to predict the start of the next example.
+    """
+
+    def __init__(self, dataset: Dataset, max_length: int):
+        items = [dataset[i] for i in range(len(dataset))]
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+        bins: list[list[int]] = []
+        room: list[int] = []
+        for i in order:
+            n = len(items[i]["input_ids"])
+            slot = next((b for b, free in enumerate(room) if free >= n), None)
+            if slot is None:
+                bins.append([i])
+                room.append(max_length - n)
+            else:
+                bins[slot].append(i)
+                room[slot] -= n
+        self.packs = []
+        for members in bins:
+            ids, labels, pos = [], [], []
+            for i in members:
+                ex = items[i]
+                ids += ex["input_ids"]
+                labels += [IGNORE_INDEX] + list(ex["labels"][1:])
+                pos += list(range(len(ex["input_ids"])))
+            self.packs.append({"input_ids": ids, "labels": labels, "position_ids": pos})
+        self.lengths = [len(p["input_ids"]) for p in self.packs]
+        self.num_truncated = getattr(dataset, "num_truncated", 0)
+        self.num_dropped = getattr(dataset, "num_dropped", 0)
+        logger.info("packed %d examples into %d sequences of <= %d tokens (fill %.0f%%)", len(items),
+                    len(self.packs), max_length, 100 * sum(self.lengths) / max(1, len(self.packs) * max_length))
+
+    def __len__(self) -> int:
+        return len(self.packs)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.packs[i]
+
+
+@dataclass
+class SFTCollator:
+    """Pads a batch to its own longest item (right padding, labels ``-100``).
+
+    Unpacked batches get an ``attention_mask`` built from lengths (never from pad ids). Packed
+    batches get no attention mask: the padding tail becomes its own segment (positions restart at
+    0), so the position-id based block mask keeps real tokens from attending to it.
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict:
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        packed = "position_ids" in features[0]
+        ids, labels, extra = [], [], []
+        for f in features:
+            n_pad = longest - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * n_pad)
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * n_pad)
+            if packed:
+                extra.append(list(f["position_ids"]) + list(range(n_pad)))
+            else:
+                extra.append([1] * len(f["input_ids"]) + [0] * n_pad)
+        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
+        return batch
+
+
+def build_datasets(data_args, tokenizer, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Load, split, tokenise (eager or lazy) and optionally pack; returns ``(train, eval or None)``."""
+    # A comma-separated list mixes files, e.g. the collected QA and self-distilled replay rows.
+    rows = [row for path in data_args.data_path.split(",") if path.strip()
+            for row in load_rows(path.strip(), skip_bad=data_args.skip_bad_rows)]
+    train_rows, eval_rows = split_rows(rows, data_args.validation_size if data_args.validation else 0, seed)
+    logger.info("%s: %d training rows, %d validation rows", data_args.data_path, len(train_rows), len(eval_rows))
+    max_len = data_args.model_max_length
+    if data_args.lazy_preprocess and not data_args.packing:
+        train = LazySupervisedDataset(train_rows, tokenizer, max_len)
+    else:
+        train = SupervisedDataset(train_rows, tokenizer, max_len)
+    valid = SupervisedDataset(eval_rows, tokenizer, max_len, desc="tokenise eval") if eval_rows else None
+    if data_args.packing:
+        train = PackedDataset(train, max_len)
+    return train, valid

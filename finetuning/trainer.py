@@ -1,0 +1,203 @@
+"""Trainer pieces for finetune.py: loss recorder, time-budget projection, run summary, sampler.
+
+Every file is written by the world-rank-0 process only and atomically (write, then rename), so a
+crash leaves the previous version, never half a file.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from utils.io_utils import atomic_write_bytes, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+PROJECTION_FILE = "time_projection.json"
+SUMMARY_FILE = "train_summary.json"
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` that holds ``trainer_state.json``.
+
+    The Trainer writes that file last, so a folder without it was cut short by a crash; transformers'
+    own ``get_last_checkpoint`` would pick it and fail to resume.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    steps = sorted((int(name.split("-")[1]), name) for name in os.listdir(output_dir)
+                   if name.startswith("checkpoint-") and name.split("-")[1].isdigit())
+    for step, name in reversed(steps):
+        if os.path.isfile(os.path.join(output_dir, name, "trainer_state.json")):
+            return os.path.join(output_dir, name)
+        logger.warning("%s is incomplete (no trainer_state.json: interrupted while saving); skipped",
+                       os.path.join(output_dir, name))
+    return None
+
+
+class LengthGroupedTrainer(Trainer):
+    """Trainer whose length-grouped sampler uses the dataset's own ``lengths``.
+
+    The stock sampler only reads lengths from a ``datasets.Dataset`` column; for our torch datasets
+    it would index every item, which defeats lazy tokenisation.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        lengths = getattr(dataset, "lengths", None)
+        if self.args.train_sampling_strategy == "group_by_length" and lengths is not None:
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=lengths)
+        return super()._get_train_sampler(train_dataset)
+
+
+class LossRecorderCallback(TrainerCallback):
+    """Keeps the training loss of every logged step in ``path`` (a 1-D float ``.npy``).
+
+    On resume the history is rebuilt from the checkpoint's ``trainer_state.json`` log history, which
+    ends exactly at the checkpoint step, so the file continues without gap or repeat. Written at each
+    checkpoint save and at the end of training.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.losses: dict[int, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.losses = {h["step"]: float(h["loss"]) for h in state.log_history if "loss" in h}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses[state.global_step] = float(logs["loss"])
+
+    def write(self, state) -> None:
+        if not state.is_world_process_zero:
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.asarray([self.losses[s] for s in sorted(self.losses)], dtype=np.float32))
+        atomic_write_bytes(self.path, buf.getvalue())
+
+    def on_save(self, args, state, control, **kwargs):
+        self.write(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.write(state)
+        if state.is_world_process_zero:
+            logger.info("training loss of %d logged steps -> %s", len(self.losses), self.path)
+
+
+class TimeProjectionCallback(TrainerCallback):
+    """After ``fraction`` of the steps, projects the run's total time and compares it to the budget.
+
+    The first step is timed separately (compilation, allocator warm-up, DeepSpeed init) and the rest
+    extrapolated from the mean of the following steps. Rank 0 decides and broadcasts, so every rank
+    stops at the same step when ``abort`` is set and the projection exceeds the budget.
+    """
+
+    def __init__(self, output_dir: str, budget_hours: float | None, fraction: float, abort: bool):
+        self.output_dir, self.fraction, self.abort = output_dir, fraction, abort
+        self.budget_s = budget_hours * 3600 if budget_hours else None
+        self.projection: dict | None = None
+        self.aborted = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.t0, self.t_first, self.start_step = time.perf_counter(), None, state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        done = state.global_step - self.start_step
+        if done == 1:
+            self.t_first = now
+        total = state.max_steps - self.start_step
+        target = max(2, math.ceil(self.fraction * total))
+        if self.projection is not None or done < min(target, total) or self.t_first is None or done < 2:
+            return
+        per_step = (now - self.t_first) / (done - 1)
+        projected = (self.t_first - self.t0) + per_step * (total - 1)
+        will_fit = self.budget_s is None or projected <= self.budget_s
+        will_fit = _broadcast_flag(will_fit, args.device)
+        self.projection = {
+            "projected_total_s": round(projected, 2), "budget_s": self.budget_s, "will_fit": will_fit,
+            "steps_measured": done, "total_steps": total, "first_step_s": round(self.t_first - self.t0, 3),
+            "mean_step_s": round(per_step, 4), "elapsed_s": round(now - self.t0, 2),
+            "abort_on_projected_overrun": self.abort,
+        }
+        if state.is_world_process_zero:
+            atomic_write_json(os.path.join(self.output_dir, PROJECTION_FILE), self.projection)
+            budget = f"{self.budget_s / 3600:.2f} h" if self.budget_s else "no budget"
+            logger.info("time projection after %d/%d steps: %.2f h in total (%s) -> %s", done, total,
+                        projected / 3600, budget, "fits" if will_fit else "OVERRUN")
+        if not will_fit and self.abort:
+            self.aborted = True
+            control.should_training_stop = True
+            control.should_save = False
+
+
+def _broadcast_flag(flag: bool, device) -> bool:
+    """Rank 0's value of ``flag`` on every rank (identity outside distributed runs)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def save_final_model(trainer, output_dir: str) -> None:
+    """Save the adapter (or model) and tokenizer so each file appears in ``output_dir`` atomically.
+
+    Every rank calls ``trainer.save_model`` (under ZeRO-3 it gathers the partitioned weights before
+    PEFT picks the adapter's, which avoids the empty-adapter bug), into a staging folder; rank 0 then
+    renames each finished file into place, so a crash never leaves a half-written adapter file.
+    """
+    staging = os.path.join(output_dir, ".saving")
+    if trainer.is_world_process_zero():
+        # Leftovers of a save that crashed are partial: they must never be renamed into place below.
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(staging)
+    if trainer.is_world_process_zero():
+        for name in os.listdir(staging):
+            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.info("saved %s to %s", "adapter" if hasattr(trainer.model, "peft_config") else "model", output_dir)
+
+
+def peak_memory_mb() -> dict:
+    """Peak GPU memory (if any) and peak resident memory of this process, in MiB."""
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2), 1)}
+    if torch.cuda.is_available():
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
+def write_summary(trainer, train_metrics: dict, wall_s: float, extra: dict) -> dict:
+    """Log and save ``<output_dir>/train_summary.json`` (rank 0): steps, tokens/s, losses, time, memory.
+
+    ``tokens`` counts real (non-padding) input tokens of this session, summed over all ranks.
+    """
+    state = trainer.state
+    tokens = state.num_input_tokens_seen - getattr(trainer, "_initial_num_input_tokens_seen", 0)
+    evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    summary = {
+        "global_step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
+        "train_loss_mean": train_metrics.get("train_loss"), "train_loss_last": losses[-1] if losses else None,
+        "eval_loss_last": evals[-1] if evals else None, "tokens": int(tokens),
+        "tokens_per_s": round(tokens / wall_s, 1) if wall_s > 0 else None,
+        "train_runtime_s": train_metrics.get("train_runtime"), "wall_s": round(wall_s, 2),
+        "world_size": trainer.args.world_size, **peak_memory_mb(), **extra,
+    }
+    if trainer.is_world_process_zero():
+        atomic_write_json(os.path.join(trainer.args.output_dir, SUMMARY_FILE), summary)
+        logger.info("summary: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary

@@ -1,0 +1,327 @@
+"""The main job, end to end: teach a model some documents and measure what it learned and forgot.
+
+    bash shells/quickstart.sh                                # default model, examples/docs, full run
+    bash shells/quickstart.sh --run_dir runs/quickstart-X    # resume an interrupted run
+    bash shells/quickstart.sh --docs mydocs                  # your documents, held-out questions from the collector
+    bash shells/quickstart.sh --generator_type api --generator gpt-4o-mini --collect_args "--api_base URL"
+    bash shells/quickstart.sh --small --model PATH --docs DIR   # reduced smoke run (tests)
+
+Stages: prepare the default model -> collect QA from the documents (python -m data_processor) ->
+fine-tune (the launcher, finetuning/launch.py, which mixes in the replay rows) -> evaluate base vs
+updated on the held-out questions and the control set (evaluate.py) -> print the table and where the
+time went. Every setting comes from the recipe (--recipe, default configs/recipes/default.yaml): the
+same file the bare commands read. Everything goes under one run folder: data/ (QA + collector cache),
+adapter/, losses/, eval/ (results.json, report.md), quickstart.log, timings.json.
+
+Resume: a stage is skipped when its output's stamp says it was made from the same inputs and settings
+(utils/stamps.py); an interrupted stage resumes from its own state (the collector's reply cache, the
+Trainer's checkpoints, the evaluation's cached replies). Run the same command again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from evaluation.report import results_table
+from utils.io_utils import atomic_write_json
+from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, load_recipe, repo_path
+from utils.stamps import file_digest, is_current, mark_current
+from utils.tables import format_table
+
+logger = logging.getLogger("quickstart")
+SAMPLE_DOCS = REPO_ROOT / "examples" / "docs"
+SMOKE_RECIPE = "configs/recipes/smoke.yaml"
+#: share of facts whose questions the collector sets aside when no hand-written questions are given
+HELD_OUT_FRACTION = 0.2
+
+
+@dataclass
+class QuickstartArguments:
+    run_dir: str | None = field(default=None, metadata={
+        "help": "Run folder (default runs/quickstart-<timestamp>); give an existing one to resume it."})
+    model: str = field(default="default", metadata={
+        "aliases": ["-m"], "help": "Model to update: 'default' (embedded SmolLM2-135M-Instruct), a folder or a hub id."})
+    generator: str | None = field(default=None, metadata={"help": "Model that writes the QA data (default: --model)."})
+    generator_type: str = field(default="hf", metadata={
+        "help": "Collection backend: hf, vllm (CUDA) or api (OpenAI-compatible server)."})
+    docs: str = field(default="examples/docs", metadata={"help": "Documents to learn (a folder, or one file)."})
+    train_data: str | None = field(default=None, metadata={
+        "help": "Skip collection and fine-tune on this QA JSONL (collector format)."})
+    eval_qa: str = field(default="auto", metadata={
+        "help": "Held-out questions: a JSONL of {question, answers}. 'auto': examples/eval_qa.jsonl for the sample "
+                "documents; for other documents the collector sets aside the questions of "
+                f"{HELD_OUT_FRACTION:.0%} of the facts (--eval_fraction) and those are asked."})
+    control: str = field(default="examples/control_qa.jsonl", metadata={
+        "help": "General-knowledge questions that measure forgetting ('none' to skip)."})
+    recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Recipe YAML: every collection, training and "
+                                                                  "evaluation setting."})
+    small: bool = field(default=False, metadata={
+        "help": f"Reduced smoke run: the same as --recipe {SMOKE_RECIPE} (1 QA and 1 persona per fact, "
+                "2 training steps, 5 questions per set)."})
+    collect_args: str = field(default="", metadata={"help": "Extra flags for the collector (e.g. \"--api_base URL\")."})
+    finetune_args: str = field(default="", metadata={"help": "Extra flags for finetune.py (they win over the recipe)."})
+    eval_args: str = field(default="", metadata={"help": "Extra flags for evaluate.py (e.g. \"--batch_size 16\")."})
+
+    def __post_init__(self) -> None:
+        if self.small:
+            self.recipe = SMOKE_RECIPE
+        if self.generator_type not in ("hf", "vllm", "api"):
+            raise ValueError(f"--generator_type must be hf, vllm or api, not {self.generator_type!r}")
+
+
+@dataclass
+class Plan:
+    """Absolute paths and commands of one run (what the stages need; built once, printed, saved)."""
+
+    run: Path
+    docs: Path
+    qa: Path
+    held_out: Path | None  # questions to evaluate on
+    control: Path | None
+    adapter: Path
+    recipe: Path
+
+
+def _abs(path: str) -> Path:
+    return repo_path(path).resolve()
+
+
+def _optional(path: str) -> Path | None:
+    return None if path.strip().lower() in ("none", "") else _abs(path)
+
+
+def _model_arg(name: str) -> str:
+    """A local model folder goes on absolute (stages run from the repository); names stay as they are."""
+    return str(Path(name).resolve()) if Path(name).exists() else name
+
+
+def make_plan(args: QuickstartArguments) -> Plan:
+    """Resolve every path; raises ``FileNotFoundError`` naming what is missing."""
+    run = Path(args.run_dir or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    docs = _abs(args.docs)
+    if not args.train_data and not docs.exists():
+        raise FileNotFoundError(f"no such documents folder: {docs}")
+    if args.eval_qa == "auto":
+        held_out = _abs("examples/eval_qa.jsonl") if docs == SAMPLE_DOCS.resolve() or args.train_data else None
+    else:
+        held_out = _optional(args.eval_qa)
+    control = _optional(args.control)
+    for f in (held_out, control):
+        if f is not None and not f.is_file():
+            raise FileNotFoundError(f"no such QA file: {f}")
+    recipe = _abs(args.recipe)
+    load_recipe(recipe)  # a bad recipe stops here, before any work
+    qa = run / "data" / "qa_pairs.jsonl"
+    if held_out is None and args.eval_qa == "auto":
+        held_out = qa.with_name("qa_pairs.eval.jsonl")  # written by the collector (--eval_fraction)
+    return Plan(run=run, docs=docs, qa=qa, held_out=held_out, control=control, adapter=run / "adapter", recipe=recipe)
+
+
+# -- running one stage -----------------------------------------------------------------------------
+class Runner:
+    """Runs stage commands with their output shown and appended to ``quickstart.log``; times each stage."""
+
+    def __init__(self, run: Path):
+        self.log_path = run / "quickstart.log"
+        self.timings: list[dict] = []
+
+    def say(self, msg: str) -> None:
+        line = f"[quickstart] {msg}"
+        print(line, flush=True)
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def call(self, cmd: list[str], env: dict | None = None) -> int:
+        """Run ``cmd`` from the repository root, streaming its output to the terminal and the log."""
+        self.say("$ " + shlex.join(cmd))
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})})
+            assert proc.stdout is not None
+            try:
+                for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                    log.write(chunk)
+                    log.flush()
+                return proc.wait()
+            except BaseException:  # Ctrl+C / SIGTERM: stop the child too, then let the caller see it
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+
+    def stage(self, name: str, output: Path, key: dict, work) -> None:
+        """Run ``work()`` unless ``output`` is current for ``key``; record the stage's time."""
+        t0 = time.time()
+        if is_current(output, key):
+            self.say(f"{name}: up to date, skipped ({output})")
+            self.timings.append({"stage": name, "seconds": 0.0, "status": "up to date"})
+            return
+        self.say(f"{name} ...")
+        work()
+        mark_current(output, key)
+        seconds = round(time.time() - t0, 1)
+        self.timings.append({"stage": name, "seconds": seconds, "status": "done"})
+        self.say(f"{name} done in {seconds:.0f} s")
+
+
+class StageFailed(RuntimeError):
+    """A stage's command failed; the message says which and where its output is."""
+
+
+def _check(rc: int, what: str, log: Path) -> None:
+    if rc != 0:
+        raise StageFailed(f"{what} failed (exit {rc}); its output is in {log}")
+
+
+def _docs_key(docs: Path) -> list:
+    files = [docs] if docs.is_file() else sorted(p for p in docs.rglob("*") if p.is_file())
+    return [(str(p.relative_to(docs.parent)), file_digest(p)) for p in files]
+
+
+# -- the stages ------------------------------------------------------------------------------------
+def collect_command(args: QuickstartArguments, plan: Plan) -> list[str]:
+    cmd = [sys.executable, "-m", "data_processor", "--recipe", str(plan.recipe), "--model_type", args.generator_type,
+           "--model_name_or_path", _model_arg(args.generator or args.model), "--data_path", str(plan.docs),
+           "--save_path", str(plan.qa), "--overwrite", "True"]
+    if plan.held_out == plan.qa.with_name("qa_pairs.eval.jsonl"):
+        cmd += ["--eval_fraction", str(HELD_OUT_FRACTION)]
+    return cmd + shlex.split(args.collect_args)
+
+
+def finetune_command(args: QuickstartArguments, plan: Plan) -> list[str]:
+    """The bare launcher's command with the run's paths: no training setting of the quickstart's own."""
+    return [sys.executable, "-m", "finetuning.launch", "-m", _model_arg(args.model), "-d", str(plan.qa),
+            "-o", str(plan.adapter), "--recipe", str(plan.recipe), "--",
+            "--run_name", "quickstart", "--loss_dir", str(plan.run / "losses"), "--resume_from_checkpoint", "latest",
+            *shlex.split(args.finetune_args)]
+
+
+def evaluate_command(args: QuickstartArguments, plan: Plan) -> list[str]:
+    return [sys.executable, "-m", "evaluation", "--recipe", str(plan.recipe), "--model_name_or_path",
+            _model_arg(args.model), "--qa_file", str(plan.held_out), "--control_file", str(plan.control or "none"),
+            "--adapters", f"updated={plan.adapter}", "--output_dir", str(plan.run / "eval"),
+            *shlex.split(args.eval_args)]
+
+
+def run(args: QuickstartArguments) -> int:
+    plan = make_plan(args)
+    (plan.run / "data").mkdir(parents=True, exist_ok=True)
+    runner = Runner(plan.run)
+    t_start = time.time()
+    runner.say(f"run folder {plan.run} (resume an interrupted run with: bash shells/quickstart.sh --run_dir {plan.run})")
+    runner.say(f"model={args.model} generator={args.generator or args.model} ({args.generator_type}) docs={plan.docs} "
+               f"recipe={plan.recipe}")
+    atomic_write_json(plan.run / "command.json", {"argv": sys.argv[1:], "arguments": asdict(args)})
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
+           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    recipe = load_recipe(plan.recipe)
+
+    if "default" in (args.model, args.generator):
+        from utils.default_model import prepare_default_model
+
+        prepare_default_model()
+
+    if args.train_data:
+        src = _abs(args.train_data)
+
+        def copy_given():
+            plan.qa.write_bytes(src.read_bytes())
+
+        runner.stage("collect (given data)", plan.qa, {"train_data": file_digest(src)}, copy_given)
+    else:
+        cmd = collect_command(args, plan)
+        key = {"docs": _docs_key(plan.docs), "recipe": recipe.get("collect", {}), "cmd": cmd[3:]}
+
+        def collect():
+            _check(runner.call(cmd, env), "collection", runner.log_path)
+
+        runner.stage("collect", plan.qa, key, collect)
+    rows = sum(1 for line in open(plan.qa, encoding="utf-8") if line.strip()) if plan.qa.is_file() else 0
+    if rows == 0:
+        raise StageFailed(f"collection produced no QA pairs in {plan.qa}; see the collector's summary above. "
+                          "A stronger generator usually helps: --generator_type api|vllm --generator MODEL")
+    runner.say(f"{rows} training rows in {plan.qa}")
+
+    cmd = finetune_command(args, plan)
+    key = {"data": file_digest(plan.qa), "recipe": recipe.get("finetune", {}), "cmd": cmd[3:]}
+
+    def finetune():
+        _check(runner.call(cmd, env), "fine-tuning", runner.log_path)
+        if not (plan.adapter / "adapter_config.json").is_file() and not (plan.adapter / "config.json").is_file():
+            raise StageFailed(f"fine-tuning wrote no model to {plan.adapter}")
+
+    runner.stage("fine-tune", plan.adapter / "train_summary.json", key, finetune)
+
+    if plan.held_out is None or not plan.held_out.is_file():
+        raise StageFailed(f"no held-out questions to ask ({plan.held_out}); pass --eval_qa FILE")
+    cmd = evaluate_command(args, plan)
+    key = {"adapter": file_digest(plan.adapter / "train_summary.json"), "held_out": file_digest(plan.held_out),
+           "recipe": recipe.get("evaluate", {}), "cmd": cmd[3:]}
+
+    def evaluate():
+        _check(runner.call(cmd, env), "evaluation", runner.log_path)
+
+    runner.stage("evaluate", plan.run / "eval" / "results.json", key, evaluate)
+
+    results = json.loads((plan.run / "eval" / "results.json").read_text(encoding="utf-8"))
+    print(results_table(results), flush=True)
+    runner.timings.append({"stage": "total", "seconds": round(time.time() - t_start, 1), "status": ""})
+    atomic_write_json(plan.run / "timings.json", runner.timings)
+    runner.say("where the time went:\n" + format_table(["stage", "seconds", "status"],
+                                                        [[t["stage"], f"{t['seconds']:.0f}", t["status"]]
+                                                         for t in runner.timings]))
+    runner.say(f"report: {plan.run / 'eval' / 'report.md'}  scores: {plan.run / 'eval' / 'results.json'}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> QuickstartArguments:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(QuickstartArguments, prog="quickstart.sh", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit 0 done, 1 a stage failed, 2 bad usage, 130 interrupted (run again to resume)."""
+    from utils.logging_utils import setup_logging
+
+    setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a scheduler, `kill`) stops like Ctrl+C: the running stage's command is stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        args = parse_args(argv)
+        return run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 2
+    except StageFailed as exc:
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        logger.warning("interrupted; run the same command (with --run_dir) to resume")
+        return 130
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

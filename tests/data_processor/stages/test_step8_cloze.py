@@ -1,0 +1,99 @@
+"""Generator-independent training rows: fill-in-the-blank items, question anchoring, loop detection."""
+import pytest
+
+from data_processor.parsing import anchor_words, is_repetitive, proper_names
+from data_processor.stages.step4_facts import Fact
+from data_processor.stages.step5_qa import anchor_question
+from data_processor.stages.step8_cloze import (
+    BLANK,
+    blank_spans,
+    build_items,
+    document_title,
+)
+
+SOURCE = (
+    "The Saltlight Festival of Quillmere\n\n"
+    "Quillmere is a small granite island in the Ostrand Sea. The festival began in 1847, when a fisherman "
+    "named Aldous Brannock floated a salt lantern into Gullwick Bay. Musicians play the vessling, a fiddle. "
+    "In 2019 the islanders floated 3,016 lanterns, which they called saltlights. The IDF World Championship "
+    "is held every four years, and the winner receives a trophy known as the Ashgrove Kettle."
+)
+
+
+def spans(sentence, known=None):
+    return [sentence[s:e] for s, e in blank_spans(sentence, known)]
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("The festival began in 1847, when a fisherman named Aldous Brannock floated a lantern into Gullwick Bay.",
+     ["1847", "Aldous Brannock", "Gullwick Bay"]),
+    ("In 2019 the islanders floated 3,016 lanterns in a single night.", ["2019", "3,016"]),
+    ("The IDF World Championship is held every four years, and the winner receives a trophy known as the "
+     "Ashgrove Kettle.", ["IDF World Championship", "Ashgrove Kettle"]),
+    ("During the expedition she lowered microphones, which she called ice-harps, into crevasses.", ["ice-harps"]),
+    ("She studied at the University of Velmar until 1927.", ["University of Velmar", "1927"]),
+    ("She was born in 1902-1979 and weighed 4.5 kilos.", ["1902", "1979", "4.5"]),
+    ("Nothing here has a name or a number in it at all.", []),
+])
+def test_blank_spans_find_names_and_numbers(sentence, expected):
+    assert spans(sentence) == expected
+
+
+def test_a_capitalised_first_word_is_blanked_only_when_it_is_a_known_name():
+    known = proper_names(SOURCE)
+    assert spans("Quillmere is a small granite island in the Ostrand Sea.", known) == ["Quillmere", "Ostrand Sea"]
+    assert spans("Musicians play the vessling, a local fiddle.", known) == []
+
+
+def test_a_blank_never_hides_most_of_the_sentence():
+    assert spans("Aldous Brannock Went Home.") == []
+
+
+def test_build_items_blank_one_span_each_and_answer_with_the_whole_fact():
+    fact = Fact("q.txt#0", "q.txt", 0, "In 2019 the islanders floated 3,016 lanterns in a single night.", "theme", "Doc")
+    items = build_items([fact], 3, titles={"q.txt": "The Saltlight Festival"})
+    assert [i.span for i in items] == ["2019", "3,016"]
+    for item in items:
+        assert item.question.count(BLANK) == 1 and item.span not in item.question
+        assert "The Saltlight Festival" in item.question
+        assert item.fact is fact
+    assert build_items([fact], 1)[0].span == "2019"
+    assert "Doc" in build_items([fact], 1)[0].question  # no title given: the document's theme
+    assert build_items([fact], 0) == []
+
+
+def test_document_title_is_the_heading_or_the_file_name():
+    assert document_title(SOURCE, "q.txt") == "The Saltlight Festival of Quillmere"
+    assert document_title("Quillmere is an island. It is small.", "dir/salt_light-festival.txt") == "salt light festival"
+
+
+def test_anchor_words_are_names_never_written_in_lower_case():
+    anchors = anchor_words(SOURCE)
+    assert {"quillmere", "brannock", "gullwick"} <= anchors
+    assert "festival" not in anchors  # "The festival began" uses it as an ordinary word
+
+
+@pytest.mark.parametrize("question, anchored", [
+    ("When did the festival start?", False),
+    ("What is the record for the islanders?", False),
+    ("Which fisherman floated the first lantern on Quillmere?", True),
+    ("Who was Aldous Brannock?", True),
+])
+def test_questions_that_name_nothing_specific_get_the_title(question, anchored):
+    title = "The Saltlight Festival of Quillmere"
+    out = anchor_question(question, title, anchor_words(SOURCE))
+    assert out == question if anchored else out == f"{title} — {question}"
+
+
+def test_a_question_containing_the_title_is_left_alone():
+    q = "When did the Saltlight Festival of Quillmere start?"
+    assert anchor_question(q, "The Saltlight Festival of Quillmere", set()) == q
+
+
+@pytest.mark.parametrize("text, looping", [
+    ("The game is a game of the hoop, which is a game of the hoop, a game of the hoop.", True),
+    ("The hoop is made of ash wood, has a diameter of 46 centimetres and weighs 600 grams.", False),
+    ("A game of the hoop.", False),
+])
+def test_is_repetitive(text, looping):
+    assert is_repetitive(text) is looping

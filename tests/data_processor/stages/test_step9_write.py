@@ -1,0 +1,83 @@
+import json
+
+from data_processor.stages.step9_write import (
+    JsonlWriter,
+    OutputSet,
+    is_eval_fact,
+    pair_key,
+    repair_tail,
+    row_id,
+    train_row,
+)
+
+
+def _row(q, a, fact="f", role="", file_name="a.txt", chunk_id="a.txt#0"):
+    return train_row(question=q, answer=a, fact=fact, theme="t", role=role, file_name=file_name, chunk_id=chunk_id)
+
+
+def test_ids_are_stable_and_unique_across_files():
+    a = _row("Q?", "A.", file_name="a.txt")
+    assert a["id"] == _row("Q?", "A.", file_name="a.txt")["id"]  # same content, same id (any run)
+    assert a["id"] != _row("Q?", "A.", file_name="b.txt", chunk_id="b.txt#0")["id"]
+    assert a["id"] != _row("Q?", "A.", role="a teacher")["id"]
+    assert len({row_id(str(i)) for i in range(5000)}) == 5000
+
+
+def test_dedup_is_case_and_punctuation_insensitive(tmp_path):
+    out = OutputSet(tmp_path / "o.jsonl", None)
+    assert out.add_train(_row("What is X?", "X is 1."))
+    assert not out.add_train(_row("what is x", "X is 1", fact="other"))
+    assert out.add_train(_row("What is X?", "X is 2."))
+    assert pair_key("A  b?", "C.") == pair_key("a b", "c")
+    out.close()
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+
+
+def test_partial_last_line_is_cut_and_written_ids_are_not_rewritten(tmp_path):
+    path = tmp_path / "o.jsonl"
+    w = JsonlWriter(path)
+    r1, r2 = _row("Q1?", "A1."), _row("Q2?", "A2.")
+    assert w.write(r1) and w.write(r2)
+    w.close()
+    with open(path, "ab") as fh:  # a kill in the middle of a write
+        fh.write(b'{"id": "x", "conversa')
+    w = JsonlWriter(path)
+    assert w.truncated_bytes == len(b'{"id": "x", "conversa')
+    assert not w.write(r1) and w.write(_row("Q3?", "A3."))
+    w.close()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["conversations"][0]["value"] for r in rows] == ["Q1?", "Q2?", "Q3?"]
+
+
+def test_repair_tail_cases(tmp_path):
+    p = tmp_path / "x.jsonl"
+    assert repair_tail(p) == 0  # missing
+    p.write_bytes(b"")
+    assert repair_tail(p) == 0
+    p.write_bytes(b"no newline at all")
+    assert repair_tail(p) == 17 and p.read_bytes() == b""
+    p.write_bytes(b'{"a": 1}\n' + b"y" * 200_000)  # a partial line longer than the read block
+    assert repair_tail(p) == 200_000 and p.read_bytes() == b'{"a": 1}\n'
+
+
+def test_eval_questions_never_enter_training(tmp_path):
+    from data_processor.stages.step9_write import eval_row
+
+    out = OutputSet(tmp_path / "o.jsonl", tmp_path / "o.eval.jsonl")
+    ev = eval_row(question="How old is X?", answer="X is 5.", fact="f", theme="t", role="r", file_name="a.txt",
+                  chunk_id="a.txt#0", train_question="What age is X?")
+    assert out.add_eval(ev)
+    assert not out.add_train(_row("How old is X?", "X is five years old."))  # same question, other answer
+    assert out.add_train(_row("What age is X?", "X is 5."))
+    out.close()
+    out = OutputSet(tmp_path / "o.jsonl", tmp_path / "o.eval.jsonl")  # the sets survive a restart
+    assert not out.add_train(_row("how old is x", "Five."))
+    out.close()
+
+
+def test_eval_fact_choice_is_seeded_and_proportional():
+    picks = [is_eval_fact(1, "c#0", f"fact {i}", 0.25) for i in range(2000)]
+    assert picks == [is_eval_fact(1, "c#0", f"fact {i}", 0.25) for i in range(2000)]
+    assert 0.2 < sum(picks) / len(picks) < 0.3
+    assert picks != [is_eval_fact(2, "c#0", f"fact {i}", 0.25) for i in range(2000)]
+    assert not any(is_eval_fact(1, "c#0", f"fact {i}", 0.0) for i in range(100))
