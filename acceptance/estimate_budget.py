@@ -2,10 +2,11 @@
 
     time = epochs x tokens_trained x flops_per_token / (num_gpus x peak_flops x MFU)
 
-``tokens_trained`` counts the tokens the model actually processes: real tokens, plus padding when
-examples are padded to the maximum length (as the seed did; ``--pad_to_max_length``). The MFU (model
-FLOP utilisation) is an assumption shown as a parameter: 0.3-0.45 is typical for well-fed bf16 LoRA
-training of 1B-70B models; small models and tiny batches get less.
+``tokens_trained`` counts the tokens the model actually processes: the real tokens, or, with
+``--pad_to_max_length N``, N per row (every example padded to one fixed length; finetune.py pads a batch
+only to its longest example, so its padding is small). The MFU (model FLOP utilisation) is an
+assumption shown as a parameter: 0.3-0.45 is typical for well-fed bf16 LoRA training of 1B-70B models;
+small models and tiny batches get less.
 
 Examples:
     python -m acceptance.estimate_budget --data_path datasets/qa_pairs.jsonl --params 7e9 --gpu A100 --num_gpus 4
@@ -19,9 +20,11 @@ import json
 import os
 import statistics
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.flops import GPU_PEAK_FLOPS, measure_matmul_peak, training_flops_per_token
+from utils.tables import format_table
 
 
 def count_tokens(paths: list[str], tokenizer, max_rows: int | None = None) -> list[int]:
@@ -72,26 +75,43 @@ def _param_count(model_name_or_path: str) -> float:
     return float(sum(p.numel() for p in model.parameters()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_path", nargs="*", default=[], help="JSONL file(s); tokens counted with the model's tokenizer.")
-    p.add_argument("--model_name_or_path", default="default", help="Tokenizer and (unless --params) parameter count.")
-    p.add_argument("--params", type=float, default=None, help="Parameter count to estimate for, e.g. 7e9 (overrides the model's).")
-    p.add_argument("--epochs", type=float, default=5, help="Epochs per run (test_case_1.sh default: 5).")
-    p.add_argument("--gpu", default="A100", choices=sorted(GPU_PEAK_FLOPS), help="GPU type (bf16 dense peak).")
-    p.add_argument("--num_gpus", type=int, default=4, help="GPUs in total across nodes.")
-    p.add_argument("--mfu", type=float, default=0.35, help="Assumed model FLOP utilisation (0-1).")
-    p.add_argument("--full_finetune", action="store_true", help="Full fine-tuning (6N FLOPs/token) instead of LoRA (4N).")
-    p.add_argument("--pad_to_max_length", type=int, default=0, help="Simulate padding every row to this length (the seed's way).")
-    p.add_argument("--budget_hours", type=float, default=8.0, help="Budget per run (test_case_1.sh compares the average run).")
-    p.add_argument("--fit_table", action="store_true", help="Print, per model size, the largest dataset that fits the budget.")
-    p.add_argument("--compare_summary", default=None,
-                   help="A finetune.py train_summary.json from a CPU run: predict it with this CPU's measured matmul peak and report the error.")
-    return p
+@dataclass
+class EstimateArguments:
+    data_path: list[str] = field(default_factory=list, metadata={
+        "help": "JSONL file(s); tokens counted with the model's tokenizer."})
+    model_name_or_path: str = field(default="default", metadata={
+        "help": "Tokenizer and (unless --params) parameter count."})
+    params: float | None = field(default=None, metadata={
+        "help": "Parameter count to estimate for, e.g. 7e9 (overrides the model's)."})
+    epochs: float = field(default=5.0, metadata={"help": "Epochs per run (test_case_1.sh default: 5)."})
+    gpu: str = field(default="A100", metadata={
+        "choices": sorted(GPU_PEAK_FLOPS), "help": "GPU type (bf16 dense peak)."})
+    num_gpus: int = field(default=4, metadata={"help": "GPUs in total across nodes."})
+    mfu: float = field(default=0.35, metadata={"help": "Assumed model FLOP utilisation (0-1)."})
+    full_finetune: bool = field(default=False, metadata={
+        "help": "Full fine-tuning (6N FLOPs/token) instead of LoRA (4N)."})
+    pad_to_max_length: int = field(default=0, metadata={
+        "help": "Count every row as padded to this many tokens (fixed-length padding); 0: real tokens only."})
+    budget_hours: float = field(default=8.0, metadata={
+        "help": "Budget per run (test_case_1.sh compares the average run)."})
+    fit_table: bool = field(default=False, metadata={
+        "help": "Print, per model size, the largest dataset that fits the budget."})
+    compare_summary: str | None = field(default=None, metadata={
+        "help": "A finetune.py train_summary.json from a CPU run: predict it with this CPU's measured matmul peak "
+                "and report the error."})
+
+
+def parse_args(argv: list[str] | None = None) -> EstimateArguments:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(EstimateArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     lora = not args.full_finetune
     budget_s = args.budget_hours * 3600
 
@@ -99,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         peak = GPU_PEAK_FLOPS[args.gpu]
         print(f"Largest dataset per run that fits {args.budget_hours:g} h: {args.num_gpus}x{args.gpu} bf16, "
               f"MFU {args.mfu:g}, {args.epochs:g} epochs, {'LoRA' if lora else 'full FT'}")
-        print(f"{'model':>8} | {'tokens/epoch':>14} | {'QA rows at 150 tok':>18}")
+        rows = []
         for size in (0.135e9, 0.5e9, 1.5e9, 3e9, 7e9, 14e9, 32e9, 72e9):
             tok = max_tokens_in_budget(budget_s, size, epochs=args.epochs, peak_flops=peak, num_devices=args.num_gpus,
                                        mfu=args.mfu, lora=lora)
-            print(f"{size / 1e9:>7.3g}B | {tok:>14,.0f} | {tok / 150:>18,.0f}")
+            rows.append([f"{size / 1e9:.3g}B", f"{tok:,.0f}", f"{tok / 150:,.0f}"])
+        print(format_table(["model", "tokens/epoch", "QA rows at 150 tok"], rows, align="rrr"))
         return 0
 
     if args.compare_summary:

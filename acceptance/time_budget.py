@@ -1,13 +1,17 @@
 """The time-budget test behind ``test_case_1.sh``: three fine-tuning runs, timed, judged against a budget.
 
-    bash test_case_1.sh                       # seed settings, datasets/qa_pairs_00{1,2,3}.jsonl, budget 8 h
+    bash test_case_1.sh                       # full-size runs, datasets/qa_pairs_00{1,2,3}.jsonl, budget 8 h
     bash test_case_1.sh --small               # default model, examples/datasets, a few steps each (CPU, minutes)
-    bash test_case_1.sh --budget_hours 6 --abort_on_projected_overrun -- --max_seq_length 512
+    bash test_case_1.sh --budget_hours 6 --abort_on_projected_overrun -- --model_max_length 512
 
 Each run calls the fine-tune launcher (``bash shells/finetune_lora_ds.sh -m MODEL -d DATA -- ...``) into
 ``<output_dir>/<name>/`` with its log in ``<output_dir>/logs/<name>.log`` and its per-step loss in
 ``<loss_dir>/<name>.npy``. The start, end and duration of each run go into a table and into
 ``<output_dir>/time_budget.json`` (rewritten after every run, so a crash keeps what was measured).
+
+Full-size runs train with per-GPU batch 32 x gradient accumulation 4, 5 epochs, learning rate 3e-4 and
+LoRA (``FULL_TRAINER_FLAGS``); ``--small`` swaps in ``SMALL_TRAINER_FLAGS``. Flags after a bare ``--``
+are appended to every finetune.py command line, so they win (``python finetune.py --help`` lists them).
 
 Verdict: exit 0 when every run succeeded and the average duration is within ``--budget_hours``;
 exit 1 when a run failed or the average exceeds the budget; exit 2 on bad usage (missing dataset).
@@ -48,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAUNCHER = f"bash {ROOT / 'shells' / 'finetune_lora_ds.sh'}"
 DEFAULT_NAMES = ("qa_pairs_001", "qa_pairs_002", "qa_pairs_003")
 
-# The seed's settings (per-GPU batch 32 x accumulation 4, 5 epochs, lr 3e-4).
-SEED_TRAINER_FLAGS = (
+# Full-size runs, the workload the 8 h budget is set for: per-GPU batch 32 x accumulation 4, 5 epochs, lr 3e-4.
+FULL_TRAINER_FLAGS = (
     "--per_device_train_batch_size", "32", "--gradient_accumulation_steps", "4", "--num_train_epochs", "5",
     "--learning_rate", "3e-4", "--lazy_preprocess", "True", "--use_lora", "True",
 )
@@ -89,55 +93,72 @@ class RunResult:
         return self.status == "ok"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass
+class TimeBudgetArguments:
+    """Flags of ``test_case_1.sh``; :func:`parse_args` fills in the defaults that depend on ``--small``."""
+
+    small: bool = field(default=False, metadata={
+        "help": f"Small mode: default data folder {SMALL_DATA_DIR.relative_to(ROOT)}, batch 4, no accumulation, "
+                "5 steps per run, one process, no checkpoints; runs on a CPU in minutes."})
+    model: str = field(default="default", metadata={
+        "aliases": ["-m"], "help": "Model path or 'default' (the embedded SmolLM2-135M)."})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "Folder with <name>.jsonl datasets (default: datasets; with --small: examples/datasets)."})
+    names: list[str] = field(default_factory=lambda: list(DEFAULT_NAMES), metadata={
+        "help": "Dataset names, one run each (default: qa_pairs_001 qa_pairs_002 qa_pairs_003)."})
+    output_dir: str | None = field(default=None, metadata={
+        "help": "Run folders, logs and time_budget.json (default: output/test_case_1[_small])."})
+    loss_dir: str = field(default="losses", metadata={"help": "Where each run writes <name>.npy (default: losses)."})
+    budget_hours: float = field(default=8.0, metadata={
+        "help": "Maximum average run duration in hours (default 8). Exceeding it exits 1."})
+    abort_on_projected_overrun: bool = field(default=False, metadata={
+        "help": "Stop a run as soon as its projected total exceeds its allowance, and skip the rest."})
+    stop_on_failure: bool = field(default=False, metadata={"help": "Skip the remaining runs after a failed one."})
+    launcher: str = field(default=DEFAULT_LAUNCHER, metadata={
+        "help": "Launcher command, split like a shell would (default: bash shells/finetune_lora_ds.sh)."})
+    deepspeed: str | None = field(default=None, metadata={
+        "help": "DeepSpeed JSON passed to the launcher (default: its own)."})
+    nproc: int | None = field(default=None, metadata={
+        "help": "Processes per node for the launcher (default: its detection; 1 with --small)."})
+    wandb_key: str | None = field(default=None, metadata={"help": "Passed to the launcher; never printed."})
+    dry_run: bool = field(default=False, metadata={"help": "Print the commands and exit without running them."})
+    # Not a flag: the finetune.py arguments that followed a bare "--".
+    extra: list[str] = field(default_factory=list, init=False)
+
+
+def parse_args(argv: list[str] | None = None) -> TimeBudgetArguments:
+    """Flags into :class:`TimeBudgetArguments`; everything after a bare ``--`` goes to finetune.py.
+
+    Exits with status 2 (``SystemExit``) on bad usage, as argparse does.
+    """
+    from transformers import HfArgumentParser
+
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:  # everything after "--" goes to finetune.py / TrainingArguments
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
-    p = argparse.ArgumentParser(
-        prog="test_case_1.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = HfArgumentParser(
+        TimeBudgetArguments, prog="test_case_1.sh", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Arguments after a bare -- are appended to every finetune.py command line (they win over "
         "the defaults above, e.g. -- --num_train_epochs 3).",
     )
-    p.add_argument("--small", action="store_true",
-                   help=f"Small mode: default data folder {SMALL_DATA_DIR.relative_to(ROOT)}, batch 4, no "
-                   "accumulation, 5 steps per run, one process, no checkpoints; runs on a CPU in minutes.")
-    p.add_argument("--model", "-m", default="default", help="Model path or 'default' (the embedded SmolLM2-135M).")
-    p.add_argument("--data_dir", default=None,
-                   help="Folder with <name>.jsonl datasets (default: datasets; with --small: examples/datasets).")
-    p.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES),
-                   help="Dataset names, one run each (default: qa_pairs_001 qa_pairs_002 qa_pairs_003).")
-    p.add_argument("--output_dir", default=None,
-                   help="Run folders, logs and time_budget.json (default: output/test_case_1[_small]).")
-    p.add_argument("--loss_dir", default="losses", help="Where each run writes <name>.npy (default: losses).")
-    p.add_argument("--budget_hours", type=float, default=8.0,
-                   help="Maximum average run duration in hours (default 8). Exceeding it exits 1.")
-    p.add_argument("--abort_on_projected_overrun", action="store_true",
-                   help="Stop a run as soon as its projected total exceeds its allowance, and skip the rest.")
-    p.add_argument("--stop_on_failure", action="store_true", help="Skip the remaining runs after a failed one.")
-    p.add_argument("--launcher", default=DEFAULT_LAUNCHER,
-                   help="Launcher command, split like a shell would (default: bash shells/finetune_lora_ds.sh).")
-    p.add_argument("--deepspeed", default=None, help="DeepSpeed JSON passed to the launcher (default: its own).")
-    p.add_argument("--nproc", type=int, default=None,
-                   help="Processes per node for the launcher (default: its detection; 1 with --small).")
-    p.add_argument("--wandb_key", default=None, help="Passed to the launcher; never printed.")
-    p.add_argument("--dry_run", action="store_true", help="Print the commands and exit without running them.")
-    args = p.parse_args(argv)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     args.extra = extra
     if args.budget_hours <= 0:
-        p.error(f"--budget_hours must be > 0, got {args.budget_hours}")
+        parser.error(f"--budget_hours must be > 0, got {args.budget_hours}")
     if args.data_dir is None:
         args.data_dir = str(SMALL_DATA_DIR) if args.small else "datasets"
     if args.output_dir is None:
         args.output_dir = "output/test_case_1_small" if args.small else "output/test_case_1"
     if args.small and args.nproc is None:
         args.nproc = 1
-    args.names = [n[:-len(".jsonl")] if n.endswith(".jsonl") else n for n in args.names]
+    args.names = [n.removesuffix(".jsonl") for n in args.names]
     return args
 
 
-def build_command(args: argparse.Namespace, name: str, dataset: Path, run_dir: Path,
+def build_command(args: TimeBudgetArguments, name: str, dataset: Path, run_dir: Path,
                   allowance_hours: float) -> list[str]:
     """The launcher command line for one run (launcher flags, then ``--`` and finetune.py flags).
 
@@ -153,7 +174,7 @@ def build_command(args: argparse.Namespace, name: str, dataset: Path, run_dir: P
         cmd += ["--nproc", str(args.nproc)]
     cmd += ["--", "--output_dir", str(run_dir.resolve()), "--run_name", name,
             "--loss_dir", str(Path(args.loss_dir).resolve())]
-    cmd += list(SMALL_TRAINER_FLAGS if args.small else SEED_TRAINER_FLAGS)
+    cmd += list(SMALL_TRAINER_FLAGS if args.small else FULL_TRAINER_FLAGS)
     cmd += ["--time_budget_hours", f"{allowance_hours:.6g}"]
     if args.abort_on_projected_overrun:
         cmd += ["--abort_on_projected_overrun", "True"]
@@ -320,7 +341,7 @@ def verdict(results: list[RunResult], budget_hours: float) -> tuple[bool, float 
     return True, avg_h, f"PASS: average {avg_h:.4f} h within the budget of {budget_hours:g} h"
 
 
-def _save(path: Path, args: argparse.Namespace, results: list[RunResult], finished: bool) -> None:
+def _save(path: Path, args: TimeBudgetArguments, results: list[RunResult], finished: bool) -> None:
     passed, avg_h, line = verdict(results, args.budget_hours)
     atomic_write_json(path, {
         "finished": finished,
@@ -352,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: TimeBudgetArguments) -> int:
     data_dir, out_dir = Path(args.data_dir), Path(args.output_dir)
     datasets = [data_dir / f"{n}.jsonl" for n in args.names]
     missing = [str(d) for d in datasets if not d.is_file()]

@@ -1,15 +1,15 @@
-"""Collection throughput: the seed's one-generate-per-prompt vs our batched pipeline vs llama.cpp's server.
+"""Collection throughput: one generate() call per prompt vs the collector's batching vs llama.cpp's server.
 
-    python -m benchmarks.bench_collect --quick                  # 1 document, fewer facts: a few minutes here
+    python -m benchmarks.bench_collect --quick                  # 1 document, fewer facts: a few minutes on a CPU
     python -m benchmarks.bench_collect --max_docs 2 --rounds 1  # larger: ~15-20 min on 2 CPU cores
     python -m benchmarks.bench_collect --quick -- --batch_size 16   # flags after -- go to the collector
 
 The same documents go through the same collector code (``data_processor.pipeline.run_collection``,
 same prompts, parsing, caps) three ways; only the generator differs:
-  sequential  the hf backend, one ``generate`` call per prompt, in order (the seed's way)
+  sequential  the hf backend, one ``generate`` call per prompt, in order: the unbatched baseline
   batched     the hf backend as the collector runs it: each stage's prompts batched by length
   api         the api backend against ``python -m llama_cpp.server`` serving the default model's GGUF
-              (started and stopped here; the CPU engine a user would otherwise pick)
+              (started and stopped by this script; the CPU engine a user would otherwise pick)
 The hf variants share one loaded model (same dtype) so only the batching differs. Variants run
 interleaved (a, b, c, a, b, c ...) with a fresh output and reply cache each, so every reply is
 generated, never read from the cache. Each run's collector summary gives QA rows written, LLM calls
@@ -26,45 +26,59 @@ import shutil
 import statistics
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from data_processor.backends.base import BackendStats, LLMBackend
+from utils.flops import load_average
+from utils.io_utils import atomic_write_json
+from utils.llama_server import LlamaServer
+from utils.tables import format_table
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from data_processor.backends.base import BackendStats, LLMBackend  # noqa: E402
-from utils.flops import load_average  # noqa: E402
-from utils.io_utils import atomic_write_json  # noqa: E402
-from utils.llama_server import LlamaServer  # noqa: E402
-
 logger = logging.getLogger("bench_collect")
 VARIANTS = ("sequential", "batched", "api")
 # --quick: fewer prompts per stage, still every stage of the pipeline.
-QUICK_COLLECT_ARGS = ["--max_facts_per_chunk", "4", "--qa_amount_per_fact", "1", "--role_amount_per_fact", "1"]
+QUICK_COLLECT_ARGS = ["--max_facts_per_chunk", "4", "--qa_amount_per_fact", "1", "--personas_per_document", "1"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_path", default=str(ROOT / "examples" / "docs"), help="Folder of documents.")
-    p.add_argument("--max_docs", type=int, default=2, help="Use the first N documents (by name) of --data_path (0 = all).")
-    p.add_argument("--model_name_or_path", default="default", help="Generator for the hf variants.")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated subset of {', '.join(VARIANTS)}.")
-    p.add_argument("--rounds", type=int, default=1, help="Interleaved rounds of all variants.")
-    p.add_argument("--gguf", default=None, help="GGUF for the api variant (default: the default model's, utils/default_model.py).")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads of the hf variants and llama.cpp threads of the api variant (0: every core). "
-                        "1 is far faster on a machine whose cores other jobs are using (threads stall at barriers).")
-    p.add_argument("--api_concurrency", type=int, default=1,
-                   help="Requests in flight to the llama.cpp server (it serves one stream at a time).")
-    p.add_argument("--port", type=int, default=0, help="llama.cpp server port (0: a free one).")
-    p.add_argument("--quick", action="store_true",
-                   help=f"1 document and fewer prompts ({' '.join(QUICK_COLLECT_ARGS)}): a few minutes here.")
-    p.add_argument("--output_dir", default="output/bench_collect", help="results.json and one folder per run.")
-    p.add_argument("collect_args", nargs="*", help="Flags after -- are passed to the collector (python -m data_processor --help).")
-    return p
+@dataclass
+class BenchCollectArguments:
+    data_path: str = field(default=str(ROOT / "examples" / "docs"), metadata={"help": "Folder of documents."})
+    max_docs: int = field(default=2, metadata={"help": "Use the first N documents (by name) of --data_path (0 = all)."})
+    model_name_or_path: str = field(default="default", metadata={"help": "Generator for the hf variants."})
+    variants: str = field(default=",".join(VARIANTS), metadata={
+        "help": f"Comma-separated subset of {', '.join(VARIANTS)} (batched is required)."})
+    rounds: int = field(default=1, metadata={"help": "Interleaved rounds of all variants."})
+    gguf: str | None = field(default=None, metadata={
+        "help": "GGUF for the api variant (default: the default model's, utils/default_model.py)."})
+    threads: int = field(default=0, metadata={
+        "help": "torch threads of the hf variants and llama.cpp threads of the api variant (0: every core)."})
+    api_concurrency: int = field(default=1, metadata={
+        "help": "Requests in flight to the llama.cpp server (it serves one stream at a time)."})
+    port: int = field(default=0, metadata={"help": "llama.cpp server port (0: a free one)."})
+    quick: bool = field(default=False, metadata={
+        "help": f"1 document and fewer prompts per stage ({' '.join(QUICK_COLLECT_ARGS)})."})
+    output_dir: str = field(default="output/bench_collect", metadata={"help": "results.json and one folder per run."})
+    # Not a flag: the collector flags that followed a bare "--" (python -m data_processor --help lists them).
+    collect_args: list[str] = field(default_factory=list, init=False)
 
 
-def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> BenchCollectArguments:
+    """Flags into :class:`BenchCollectArguments`, ``--quick`` applied; flags after ``--`` go to the collector."""
+    from transformers import HfArgumentParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = HfArgumentParser(
+        BenchCollectArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Flags after a bare -- are passed to the collector (python -m data_processor --help).")
+    (args,) = parser.parse_args_into_dataclasses(args=own)
+    args.collect_args = extra
+    return apply_quick(args)
+
+
+def apply_quick(args: BenchCollectArguments) -> BenchCollectArguments:
     if args.quick:
         args.max_docs = 1
         args.collect_args = QUICK_COLLECT_ARGS + list(args.collect_args)
@@ -74,10 +88,10 @@ def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
 class BenchBackend(LLMBackend):
     """Wraps a loaded backend for one benchmark run.
 
-    ``sequential=True`` sends the prompts one ``generate`` call at a time (the seed's loop); otherwise
-    the whole list goes through as the collector sends it. ``close()`` leaves the wrapped model loaded
-    (the pipeline closes its backend when a run ends; the next variant reuses the weights), and
-    ``stats`` count this run only.
+    ``sequential=True`` sends the prompts one ``generate`` call at a time, in order (the unbatched
+    baseline); otherwise the whole list goes through as the collector sends it. ``close()`` leaves the
+    wrapped model loaded (the pipeline closes its backend when a run ends; the next variant reuses the
+    weights), and ``stats`` count this run only.
     """
 
     def __init__(self, inner: LLMBackend, *, sequential: bool):
@@ -126,14 +140,14 @@ def select_docs(data_path: str, max_docs: int, dest: Path) -> list[str]:
 def run_once(variant: str, backend: LLMBackend, docs_dir: Path, run_dir: Path, collect_args: list[str],
              counter) -> dict:
     """One collection run into a fresh ``run_dir``; returns its throughput figures."""
-    from data_processor.config import parse_args
+    from data_processor.config import parse_args as parse_collect_args
     from data_processor.pipeline import run_collection
 
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh reply cache: every reply is generated in this run
     run_dir.mkdir(parents=True)
-    cfg = parse_args(["--data_path", str(docs_dir), "--save_dir", str(run_dir / "qa.jsonl"), "--overwrite", "True",
-                      "--model_type", "api" if variant == "api" else "hf", *collect_args])
+    cfg = parse_collect_args(["--data_path", str(docs_dir), "--save_path", str(run_dir / "qa.jsonl"),
+                              "--overwrite", "True", "--model_type", "api" if variant == "api" else "hf", *collect_args])
     t0 = time.perf_counter()
     summary = run_collection(cfg, backend=backend, counter=counter)
     seconds = time.perf_counter() - t0
@@ -164,8 +178,16 @@ def summarise(results: list[dict]) -> dict:
     return out
 
 
+def variants_table(summary: dict) -> str:
+    """The per-variant medians of :func:`summarise` as a table."""
+    header = ["variant", "QA rows", "QA/min", "gen tok/s", "LLM calls", "seconds"]
+    rows = [[v, f"{d['qa_rows']:.0f}", f"{d['qa_per_min']:.1f}", f"{d['gen_tok_s']:.1f}", f"{d['llm_calls']:.0f}",
+             f"{d['seconds']:.0f}"] for v, d in summary["variants"].items()]
+    return format_table(header, rows, align="lrrrrr")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = apply_quick(build_parser().parse_args(argv))
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -175,17 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     from data_processor.backends import build_backend
-    from data_processor.config import parse_args
+    from data_processor.config import parse_args as parse_collect_args
     from data_processor.stages.step2_chunk import HFTokenCounter
     from utils.default_model import default_gguf_path, resolve_model_path
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     docs = select_docs(args.data_path, args.max_docs, out_dir / "docs")
-    base_cfg = parse_args(["--model_name_or_path", args.model_name_or_path, *args.collect_args])
+    base_cfg = parse_collect_args(["--model_name_or_path", args.model_name_or_path, *args.collect_args])
     # Chunks are measured with the default model's tokenizer in every variant, so all see the same chunks.
     counter = HFTokenCounter(AutoTokenizer.from_pretrained(resolve_model_path(args.model_name_or_path)))
-    report = {"docs": docs, "args": vars(args), "load_before": load_average(), "runs": []}
+    report = {"docs": docs, "args": asdict(args), "load_before": load_average(), "runs": []}
     results_path = out_dir / "results.json"
     if args.threads:
         import torch
@@ -228,14 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     s = report["summary"]
     print(f"\nCollection: {len(docs)} document(s) ({', '.join(docs)}), hf dtype {report['hf_dtype']}, "
           f"{args.rounds} interleaved round(s); collector flags: {' '.join(args.collect_args) or '(defaults)'}")
-    header = ["variant", "QA rows", "QA/min", "gen tok/s", "LLM calls", "seconds"]
-    rows = [[v, f"{d['qa_rows']:.0f}", f"{d['qa_per_min']:.1f}", f"{d['gen_tok_s']:.1f}", f"{d['llm_calls']:.0f}",
-             f"{d['seconds']:.0f}"] for v, d in s["variants"].items()]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    for i, r in enumerate([header, *rows]):
-        print(" | ".join(str(c).rjust(w) for c, w in zip(r, widths)))
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print(variants_table(s))
     for key, label in (("b_over_a", "batched / sequential"), ("b_over_c", "batched / llama.cpp api")):
         parts = [f"{name} x{s[f'{key}_{metric}']:.2f}" for metric, name in (("qa_per_min", "QA/min"), ("gen_tok_s", "generated tok/s"))
                  if f"{key}_{metric}" in s]

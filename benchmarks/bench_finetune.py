@@ -1,12 +1,12 @@
-"""Fine-tuning throughput: the seed's pad-to-max batches vs our batching, threads vs processes, FLOP/s.
+"""Fine-tuning throughput: fixed-length padding vs dynamic batching vs packing, threads vs processes, FLOP/s.
 
-    python -m benchmarks.bench_finetune                      # default model, examples/datasets, ~10 min here
+    python -m benchmarks.bench_finetune                      # default model, examples/datasets, ~10 min on 2 CPU cores
     python -m benchmarks.bench_finetune --quick              # fewer steps/rounds, no torchrun part (~3 min)
     python -m benchmarks.bench_finetune --model_name_or_path /path/to/tiny --quick --in_process   # smoke test
 
 Part 1 (batching) trains a fresh LoRA (finetune.py's defaults) for --steps optimizer steps per variant,
 on the same rows, same batch size, one process:
-  seed_pad_max     every example padded to --pad_to_length (the seed's way), random order
+  seed_pad_max     every example padded to --pad_to_length, random order: the fixed-padding baseline
   dynamic_grouped  padded to the batch's longest only, batches of similar length (finetune.py's default)
   packed           examples packed into sequences of --pad_to_length (finetune.py --packing True)
 The variants run interleaved (a, b, c, a, b, c ...), each in its own process so that its peak memory is
@@ -30,49 +30,62 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from utils.flops import load_average
+from utils.io_utils import atomic_write_json
+from utils.tables import format_table
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from utils.flops import load_average  # noqa: E402
-from utils.io_utils import atomic_write_json  # noqa: E402
-
 logger = logging.getLogger("bench_finetune")
 VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed")
-BASELINE = "seed_pad_max"
+BASELINE = "seed_pad_max"  # every example padded to --pad_to_length: the fixed-padding baseline
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_path", nargs="*", default=None,
-                   help="Training JSONL file(s) (default: examples/datasets/*.jsonl).")
-    p.add_argument("--model_name_or_path", default="default", help="'default' (SmolLM2-135M) or a model folder.")
-    p.add_argument("--steps", type=int, default=4, help="Timed optimizer steps per variant and round (after 1 warm-up step).")
-    p.add_argument("--batch_size", type=int, default=4, help="Examples (or packed sequences) per optimizer step.")
-    p.add_argument("--pad_to_length", type=int, default=512,
-                   help="The seed's fixed padded length (its model_max_length); also the packed sequence length.")
-    p.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of all variants (ratios averaged over rounds).")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated subset of {', '.join(VARIANTS)}.")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for part 1 (1: the faster setting on this shared 2-core machine, see the README's Performance section).")
-    p.add_argument("--parallel_steps", type=int, default=8, help="Optimizer steps of each finetune.py run in part 2.")
-    p.add_argument("--parallel_global_batch", type=int, default=8, help="Global batch of part 2 (split across processes).")
-    p.add_argument("--parallel_rounds", type=int, default=2, help="Interleaved rounds of part 2.")
-    p.add_argument("--skip_parallel", action="store_true", help="Skip part 2 (torchrun).")
-    p.add_argument("--skip_batching", action="store_true", help="Skip part 1 (only the parallelism comparison).")
-    p.add_argument("--in_process", action="store_true",
-                   help="Run part-1 variants in this process (faster start; peak memory is then cumulative, not per variant).")
-    p.add_argument("--quick", action="store_true", help="Fewer steps and rounds, no part 2: a few minutes on the default model.")
-    p.add_argument("--output_dir", default="output/bench_finetune", help="results.json and part-2 run folders.")
-    p.add_argument("--seed", type=int, default=0, help="Seed for sampling order and LoRA init.")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
-    return p
+@dataclass
+class BenchFinetuneArguments:
+    data_path: list[str] | None = field(default=None, metadata={
+        "help": "Training JSONL file(s) (default: examples/datasets/*.jsonl)."})
+    model_name_or_path: str = field(default="default", metadata={"help": "'default' (SmolLM2-135M) or a model folder."})
+    steps: int = field(default=4, metadata={
+        "help": "Timed optimizer steps per variant and round (after 1 warm-up step)."})
+    batch_size: int = field(default=4, metadata={"help": "Examples (or packed sequences) per optimizer step."})
+    pad_to_length: int = field(default=512, metadata={
+        "help": "Fixed length of seed_pad_max (every example padded to it), the packed sequence length, and the "
+                "truncation length of every variant."})
+    rounds: int = field(default=2, metadata={
+        "help": "Interleaved rounds of all variants (ratios averaged over rounds)."})
+    variants: str = field(default=",".join(VARIANTS), metadata={
+        "help": f"Comma-separated subset of {', '.join(VARIANTS)} ({BASELINE} is required: the ratios' baseline)."})
+    threads: int = field(default=1, metadata={"help": "torch threads (OMP_NUM_THREADS) for part 1."})
+    parallel_steps: int = field(default=8, metadata={"help": "Optimizer steps of each finetune.py run in part 2."})
+    parallel_global_batch: int = field(default=8, metadata={
+        "help": "Global batch of part 2 (split across processes)."})
+    parallel_rounds: int = field(default=2, metadata={"help": "Interleaved rounds of part 2."})
+    skip_parallel: bool = field(default=False, metadata={"help": "Skip part 2 (torchrun)."})
+    skip_batching: bool = field(default=False, metadata={"help": "Skip part 1 (only the parallelism comparison)."})
+    in_process: bool = field(default=False, metadata={
+        "help": "Run part-1 variants in this process (faster start; peak memory is then cumulative, not per variant)."})
+    quick: bool = field(default=False, metadata={"help": "At most 2 steps, 1 round, no part 2."})
+    output_dir: str = field(default="output/bench_finetune", metadata={"help": "results.json and part-2 run folders."})
+    seed: int = field(default=0, metadata={"help": "Seed for sampling order and LoRA init."})
+    # Internal: run one part-1 variant and print its figures as JSON (how each variant gets its own process).
+    worker: str | None = field(default=None, metadata={"help": argparse.SUPPRESS})
 
 
-def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> BenchFinetuneArguments:
+    """Flags into :class:`BenchFinetuneArguments`, ``--quick`` applied."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(BenchFinetuneArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return apply_quick(args)
+
+
+def apply_quick(args: BenchFinetuneArguments) -> BenchFinetuneArguments:
     """--quick: the smallest run whose ratios still mean something."""
     if args.quick:
         args.steps, args.rounds, args.skip_parallel = min(args.steps, 2), 1, True
@@ -81,7 +94,8 @@ def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
 
 # ---------------------------------------------------------------- batching (part 1): pure pieces
 def pad_to_fixed(features: list[dict], length: int, pad_token_id: int) -> dict:
-    """The seed's collation: every example right-padded (or cut) to ``length`` tokens, labels -100 on pads."""
+    """Fixed-length collation (the seed_pad_max baseline): every example right-padded (or cut) to ``length``
+    tokens, labels -100 on pads."""
     import torch
 
     ids, labels, mask = [], [], []
@@ -127,7 +141,7 @@ def _train_args():
     return SimpleNamespace(bf16=False, fp16=False, gradient_checkpointing=False, process_index=0)
 
 
-def run_variant(variant: str, args: argparse.Namespace) -> dict:
+def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
     """Train a fresh LoRA for 1 + ``args.steps`` optimizer steps with ``variant``'s batching; time the last ``steps``."""
     import torch
 
@@ -188,7 +202,7 @@ def _variant_in_subprocess(variant: str, argv: list[str]) -> dict:
 
 
 def parse_threads(argv: list[str]) -> int:
-    return build_parser().parse_args(argv).threads
+    return parse_args(argv).threads
 
 
 def summarise_rounds(results: list[dict], baseline: str = BASELINE) -> dict:
@@ -217,7 +231,7 @@ def summarise_rounds(results: list[dict], baseline: str = BASELINE) -> dict:
 
 
 # ---------------------------------------------------------------- parallelism (part 2)
-def finetune_command(layout: str, args: argparse.Namespace, output_dir: str, port: int) -> tuple[list[str], dict]:
+def finetune_command(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int) -> tuple[list[str], dict]:
     """finetune.py command and environment for ``layout`` '1x2' (1 process, 2 threads) or '2x1' (torchrun, gloo)."""
     procs, threads = (1, 2) if layout == "1x2" else (2, 1)
     flags = ["--model_name_or_path", args.model_name_or_path, "--data_path", ",".join(args.data_path),
@@ -236,7 +250,7 @@ def finetune_command(layout: str, args: argparse.Namespace, output_dir: str, por
     return cmd, env
 
 
-def run_layout(layout: str, args: argparse.Namespace, output_dir: str, port: int) -> dict:
+def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int) -> dict:
     """Run finetune.py in ``layout``; return its summary figures (tok/s over the steady steps)."""
     cmd, env = finetune_command(layout, args, output_dir, port)
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -255,17 +269,9 @@ def run_layout(layout: str, args: argparse.Namespace, output_dir: str, port: int
 
 
 # ---------------------------------------------------------------- report
-def format_table(rows: list[list], header: list[str]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = apply_quick(build_parser().parse_args(argv))
+    args = parse_args(argv)
     args.data_path = args.data_path or sorted(glob.glob(str(ROOT / "examples" / "datasets" / "*.jsonl")))
     if args.worker:
         print(json.dumps(run_variant(args.worker, args)))
@@ -282,17 +288,17 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report: dict = {"args": {k: v for k, v in vars(args).items() if k != "worker"}, "load_before": load_average(),
+    report: dict = {"args": {k: v for k, v in asdict(args).items() if k != "worker"}, "load_before": load_average(),
                     "batching": [], "parallel": []}
     results_path = out_dir / "results.json"
-    worker_argv = [a for a in argv if a != "--in_process"]
     peak = measure_matmul_peak("float32", threads=args.threads)
     report["matmul_peak_flops"] = peak
 
     # Part 1: interleaved a, b, c, a, b, c ...
     jobs = [] if args.skip_batching else [(rnd, v) for rnd in range(args.rounds) for v in variants]
     for rnd, variant in tqdm(jobs, desc="batching variants"):
-        res = run_variant(variant, args) if args.in_process else _variant_in_subprocess(variant, worker_argv)
+        # The worker gets this command line as given (it ignores --in_process) plus --worker VARIANT.
+        res = run_variant(variant, args) if args.in_process else _variant_in_subprocess(variant, argv)
         res["round"] = rnd
         report["batching"].append(res)
         atomic_write_json(results_path, report)
@@ -310,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nPart 1: batching — {report['batching'][0]['n_params'] / 1e6:.0f}M params, LoRA, batch {args.batch_size}, "
               f"{args.steps} timed steps x {args.rounds} round(s), {args.threads} thread(s), pad length {args.pad_to_length}; "
               f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-        print(format_table(rows, ["variant", "real tok/s", "pad", "peak RSS MiB", "GFLOP/s", "of peak", f"x {BASELINE}"]))
+        print(format_table(["variant", "real tok/s", "pad", "peak RSS MiB", "GFLOP/s", "of peak", f"x {BASELINE}"],
+                           rows, align="lrrrrrr"))
 
     # Part 2: 1 process x 2 threads vs 2 processes x 1 thread, interleaved.
     if not args.skip_parallel:
@@ -326,13 +333,13 @@ def main(argv: list[str] | None = None) -> int:
             runs = [r for r in report["parallel"] if r["layout"] == layout]
             per[layout] = statistics.median(r["real_tok_s"] for r in runs)
             rows.append([layout, f"{per[layout]:.0f}", f"{statistics.median(r['s_per_step'] for r in runs):.2f}",
-                         max(r["peak_rss_mb"] or 0 for r in runs)])
+                         f"{max(r['peak_rss_mb'] or 0 for r in runs):.0f}"])
         ratios = [a["real_tok_s"] / b["real_tok_s"] for a, b in zip(
             [r for r in report["parallel"] if r["layout"] == "2x1"], [r for r in report["parallel"] if r["layout"] == "1x2"])]
         report["parallel_ratio_2x1_over_1x2"] = statistics.mean(ratios)
         print(f"\nPart 2: finetune.py, {args.parallel_steps} steps, global batch {args.parallel_global_batch}, "
               f"{args.parallel_rounds} interleaved round(s)")
-        print(format_table(rows, ["procs x threads", "real tok/s", "s/step", "peak RSS MiB (rank 0)"]))
+        print(format_table(["procs x threads", "real tok/s", "s/step", "peak RSS MiB (rank 0)"], rows, align="lrrr"))
         faster = "2x1" if report["parallel_ratio_2x1_over_1x2"] > 1 else "1x2"
         print(f"2 processes x 1 thread / 1 process x 2 threads = {report['parallel_ratio_2x1_over_1x2']:.2f} "
               f"-> faster here: {faster}")

@@ -4,12 +4,13 @@ other builds of the same version, on the default model's GGUF, interleaved in on
     # a native build to compare with (about 5 minutes on 2 cores; pip's wheel cache is bypassed):
     CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --no-cache-dir --no-deps --target /tmp/llama_native \
         llama-cpp-python==0.3.36
-    python benchmarks/bench_llama_build.py --build native=/tmp/llama_native
+    python -m benchmarks.bench_llama_build --build native=/tmp/llama_native
 
 Each build serves the GGUF in turn (single stream, greedy, fixed prompts, fixed reply length) for
 --rounds interleaved rounds; the table gives generated tokens/s per build and whether the build
 survived (a build with instructions this CPU cannot execute dies with SIGILL on its first completion).
-Writes benchmarks/results/llama_build.json.
+Writes every measurement to --output (default benchmarks/results/llama_build.json) and each server's log
+beside it.
 """
 from __future__ import annotations
 
@@ -20,15 +21,43 @@ import statistics
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.default_model import default_gguf_path
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
 from utils.llama_server import LlamaServer
+from utils.tables import format_table
 
 PROMPTS = ["Describe how bees make honey.", "Explain what a volcano is.", "Write a short story about a lighthouse.",
            "Why do leaves change colour in autumn?"]
+
+
+@dataclass
+class LlamaBuildArguments:
+    build: list[str] = field(default_factory=list, metadata={
+        "action": "extend",
+        "help": "LABEL=FOLDER: a llama-cpp-python installed with --target FOLDER (repeatable, or several after one "
+                "--build). The installed one is always measured, as 'installed'."})
+    rounds: int = field(default=3, metadata={"help": "Interleaved rounds over all builds."})
+    threads: int = field(default=os.cpu_count() or 1, metadata={
+        "help": "llama.cpp threads of every server (default: every core)."})
+    max_tokens: int = field(default=128, metadata={"help": "Reply length in tokens for each prompt."})
+    output: str = field(default="benchmarks/results/llama_build.json", metadata={
+        "help": "Results JSON; the servers' logs go to its folder."})
+
+
+def parse_args(argv: list[str] | None = None) -> LlamaBuildArguments:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(LlamaBuildArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    for b in args.build:
+        if "=" not in b:
+            parser.error(f"--build {b}: expected LABEL=FOLDER")
+    return args
 
 
 def complete(base_url: str, prompt: str, max_tokens: int) -> tuple[int, float]:
@@ -59,16 +88,20 @@ def measure(label: str, path: str | None, gguf: str, threads: int, max_tokens: i
         return {"build": label, "ok": False, "error": str(exc)}
 
 
+def summary_rows(runs: list[dict], labels: list[str]) -> list[list[str]]:
+    """Per build: survived rounds, median / min / max generated tok/s, and the first error of a failed build."""
+    rows = []
+    for label in labels:
+        mine = [r for r in runs if r["build"] == label]
+        rates = [r["tok_s"] for r in mine if r["ok"]]
+        error = next((r.get("error", "") for r in mine if not r["ok"]), "")
+        stats = [f"{statistics.median(rates):.1f}", f"{min(rates):.1f}", f"{max(rates):.1f}"] if rates else ["-"] * 3
+        rows.append([label, f"{len(rates)}/{len(mine)}", *stats, error])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--build", action="append", default=[],
-                   help="LABEL=FOLDER: a llama-cpp-python installed with --target FOLDER (repeatable). "
-                        "The installed one is always measured, as 'installed'.")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--max_tokens", type=int, default=128)
-    p.add_argument("--output", default="benchmarks/results/llama_build.json")
-    args = p.parse_args(argv)
+    args = parse_args(argv)
     builds = [("installed", None)] + [tuple(b.split("=", 1)) for b in args.build]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,15 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(out, report)
     print(f"\n{report['cpu']}, {args.threads} thread(s), {args.rounds} interleaved round(s), greedy, "
           f"{args.max_tokens} new tokens x {len(PROMPTS)} prompts")
-    print(f"{'build':<12} {'survived':>8} {'tok/s (median)':>15} {'min':>7} {'max':>7}")
-    for label, _ in builds:
-        mine = [r for r in runs if r["build"] == label]
-        rates = [r["tok_s"] for r in mine if r["ok"]]
-        ok = f"{len(rates)}/{len(mine)}"
-        if rates:
-            print(f"{label:<12} {ok:>8} {statistics.median(rates):>15.1f} {min(rates):>7.1f} {max(rates):>7.1f}")
-        else:
-            print(f"{label:<12} {ok:>8} {'-':>15}   ({mine[0].get('error', '')})")
+    print(format_table(["build", "survived", "tok/s (median)", "min", "max", "error"],
+                       summary_rows(runs, [label for label, _ in builds]), align="lrrrrl"))
     return 0
 
 

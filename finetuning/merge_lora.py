@@ -15,9 +15,21 @@ import logging
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class MergeArguments:
+    adapter: str = field(metadata={"help": "Folder with adapter_config.json (finetune.py --output_dir)."})
+    output: str = field(metadata={"help": "Folder for the merged checkpoint (replaced if present)."})
+    base: str | None = field(default=None, metadata={
+        "help": "Base model ('default', folder or hub id); default: from the adapter."})
+    dtype: str = field(default="float32", metadata={"choices": list(DTYPES), "help": "Dtype of the merged weights."})
 
 
 def merge_lora(adapter: str | Path, output: str | Path, base: str | None = None, dtype: str = "float32") -> Path:
@@ -51,14 +63,17 @@ def merge_lora(adapter: str | Path, output: str | Path, base: str | None = None,
     return output
 
 
+def parse_args(argv: list[str] | None = None) -> MergeArguments:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(MergeArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", required=True, help="Folder with adapter_config.json (finetune.py --output_dir).")
-    parser.add_argument("--output", required=True, help="Folder for the merged checkpoint (replaced if present).")
-    parser.add_argument("--base", default=None, help="Base model ('default', folder or hub id); default: from the adapter.")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="Dtype of the merged weights.")
-    args = parser.parse_args(argv)
+    """Merge as the flags say; print the merged folder. Exit 0, or 2 when the adapter folder is not one."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         print(merge_lora(args.adapter, args.output, args.base, args.dtype))

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -138,12 +139,21 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
+@dataclass
+class PrepareArguments:
+    target: str | None = field(default=None, metadata={
+        "help": f"Output folder (default: ${CACHE_ENV} or ~/.cache/knowledge_update/models/smollm2-135m-instruct)."})
+    force: bool = field(default=False, metadata={"help": "Rebuild even if the folder is complete."})
+    print_path: bool = field(default=False, metadata={"help": "Only print the path if prepared; exit 1 if not."})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", default=None, help=f"Output folder (default: ${CACHE_ENV} or {default_model_dir()}).")
-    parser.add_argument("--force", action="store_true", help="Rebuild even if the folder is complete.")
-    parser.add_argument("--print_path", action="store_true", help="Only print the path if prepared; exit 1 if not.")
-    args = parser.parse_args(argv)
+    """Prepare the default model (or, with ``--print_path``, only report where it is); return the exit status."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PrepareArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.print_path:
         target = Path(args.target) if args.target else default_model_dir()

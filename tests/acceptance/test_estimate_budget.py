@@ -34,3 +34,14 @@ def test_cli_on_a_dataset_fits_or_fails_the_budget(tmp_path, tiny_model_dir, cap
     # Padding to a fixed length makes the processed count rows x length.
     assert main(base + ["--params", "7e9", "--pad_to_max_length", "512"]) == 0
     assert "5,120 processed" in capsys.readouterr().out
+
+
+def test_fit_table_and_usage(capsys):
+    assert main(["--fit_table", "--gpu", "H100", "--num_gpus", "8", "--full_finetune"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "8xH100" in lines[0] and "full FT" in lines[0]
+    assert lines[1].split() == ["model", "tokens/epoch", "QA", "rows", "at", "150", "tok"]
+    assert set(lines[2].replace(" ", "")) == {"-"} and len(lines) == 3 + 8
+    assert lines[-1].split()[0] == "72B"
+    assert main([]) == 2  # no --data_path, --fit_table or --compare_summary
+    assert "error: give --data_path" in capsys.readouterr().err

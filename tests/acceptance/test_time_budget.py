@@ -81,10 +81,10 @@ def table_rows(out: str) -> dict[str, str]:
     return {line.split()[0]: line for line in out.splitlines() if line.startswith("qa_pairs_")}
 
 
-def test_three_runs_pass_with_table_json_and_seed_flags(workspace, capsys, monkeypatch):
+def test_three_runs_pass_with_table_json_and_full_size_flags(workspace, capsys, monkeypatch):
     tmp_path, base = workspace
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    assert tb.main(base + ["--model", "MODEL_X", "--", "--max_seq_length", "64"]) == 0
+    assert tb.main(base + ["--model", "MODEL_X", "--", "--model_max_length", "64"]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert set(rows) == set(tb.DEFAULT_NAMES) and all(r.rstrip().endswith("ok") for r in rows.values())
@@ -99,10 +99,10 @@ def test_three_runs_pass_with_table_json_and_seed_flags(workspace, capsys, monke
     assert trainer[:6] == ["--output_dir", str(tmp_path / "out" / "qa_pairs_002"), "--run_name", "qa_pairs_002",
                            "--loss_dir", str(tmp_path / "losses")]
     joined = " ".join(trainer)
-    for seed_flag in ("--per_device_train_batch_size 32", "--gradient_accumulation_steps 4",
+    for full_size_flag in ("--per_device_train_batch_size 32", "--gradient_accumulation_steps 4",
                       "--num_train_epochs 5", "--learning_rate 3e-4", "--lazy_preprocess True", "--use_lora True"):
-        assert seed_flag in joined
-    assert trainer[-2:] == ["--max_seq_length", "64"]  # extra flags last, so they win
+        assert full_size_flag in joined
+    assert trainer[-2:] == ["--model_max_length", "64"]  # extra flags last, so they win
     assert "--abort_on_projected_overrun" not in trainer
     report = json.loads((tmp_path / "out" / "time_budget.json").read_text())
     assert report["finished"] and report["passed"] and report["cuda_visible_devices"] == "0,1"
@@ -227,6 +227,34 @@ def test_small_mode_flags_and_dry_run(workspace, capsys):
     args = tb.parse_args(["--small"])
     assert Path(args.data_dir) == tb.SMALL_DATA_DIR and args.output_dir == "output/test_case_1_small"
     assert args.loss_dir == "losses"  # where `bash cauchy_test.sh` looks by default
+
+
+def test_parse_args_flags_lists_and_passthrough():
+    args = tb.parse_args(["-m", "M", "--names", "a.jsonl", "b", "--small", "True", "--dry_run",
+                          "--", "--model_max_length", "64", "--names", "x"])
+    assert args.model == "M" and args.names == ["a", "b"] and args.small is True and args.dry_run is True
+    assert args.extra == ["--model_max_length", "64", "--names", "x"] and args.nproc == 1
+    default = tb.parse_args([])
+    assert default.names == list(tb.DEFAULT_NAMES) and default.budget_hours == 8.0 and default.extra == []
+    assert default.data_dir == "datasets" and default.nproc is None and not default.abort_on_projected_overrun
+    with pytest.raises(SystemExit) as exc:
+        tb.parse_args(["--budget_hours", "0"])
+    assert exc.value.code == 2
+
+
+def test_documented_finetune_flags_exist():
+    """Every flag the docstring passes through after ``--`` is a finetune.py flag."""
+    import re
+
+    from finetuning.args import build_parser
+
+    known = {s for a in build_parser(None)._actions for s in a.option_strings}
+    documented = set()
+    for line in tb.__doc__.splitlines():
+        if " -- " in line:
+            documented |= set(re.findall(r"--\w+", line.split(" -- ", 1)[1].split("#")[0]))
+    flags = {f for f in tb.FULL_TRAINER_FLAGS + tb.SMALL_TRAINER_FLAGS if f.startswith("--")}
+    assert "--model_max_length" in documented and (documented | flags) <= known
 
 
 def test_wandb_key_is_passed_but_never_shown(workspace, capsys):

@@ -1,11 +1,11 @@
-"""Benchmarks: their pure parts, and --quick runs of both scripts on the tiny model (~40 s in all)."""
+"""Benchmarks: their pure parts and flags, and --quick runs of bench_finetune and bench_collect on the tiny model."""
 from __future__ import annotations
 
 import json
 
 import torch
 
-from benchmarks import bench_collect, bench_finetune
+from benchmarks import bench_collect, bench_finetune, bench_llama_build
 from data_processor.backends.base import LLMBackend, SamplingConfig
 
 
@@ -59,7 +59,7 @@ def test_summarise_rounds_forms_ratios_within_each_round():
 
 
 def test_finetune_command_splits_the_global_batch_over_processes(tmp_path):
-    args = bench_finetune.build_parser().parse_args(["--parallel_global_batch", "8", "--parallel_steps", "3"])
+    args = bench_finetune.parse_args(["--parallel_global_batch", "8", "--parallel_steps", "3"])
     args.data_path = ["a.jsonl", "b.jsonl"]
     cmd1, env1 = bench_finetune.finetune_command("1x2", args, str(tmp_path), 29999)
     cmd2, env2 = bench_finetune.finetune_command("2x1", args, str(tmp_path), 29999)
@@ -69,6 +69,15 @@ def test_finetune_command_splits_the_global_batch_over_processes(tmp_path):
     assert cmd2[cmd2.index("--per_device_train_batch_size") + 1] == "4"
     assert cmd2[cmd2.index("--data_path") + 1] == "a.jsonl,b.jsonl"
     assert cmd2[cmd2.index("--max_steps") + 1] == "3"
+
+
+def test_bench_finetune_flags_and_quick():
+    args = bench_finetune.parse_args(["--quick", "--steps", "5", "--data_path", "a.jsonl", "b.jsonl", "--in_process"])
+    assert (args.steps, args.rounds, args.skip_parallel, args.in_process) == (2, 1, True, True)
+    assert args.data_path == ["a.jsonl", "b.jsonl"] and args.worker is None
+    default = bench_finetune.parse_args([])
+    assert default.data_path is None and default.pad_to_length == 512 and not default.skip_parallel
+    assert bench_finetune.parse_threads(["--threads", "3", "--worker", "packed"]) == 3
 
 
 def test_bench_finetune_rejects_unknown_variants(capsys):
@@ -82,7 +91,7 @@ def test_bench_finetune_quick_on_the_tiny_model(tiny_model_dir, tmp_path, capsys
     report = json.loads((tmp_path / "results.json").read_text())
     table = report["batching_summary"]
     assert set(table) == set(bench_finetune.VARIANTS)
-    # Mean length ~61 tokens vs 512 slots: the seed's batches are mostly padding, ours are not.
+    # Mean length ~61 tokens vs 512 slots: fixed-length batches are mostly padding, length-grouped ones are not.
     assert table["seed_pad_max"]["pad_fraction"] > 0.8
     assert table["dynamic_grouped"]["pad_fraction"] < 0.1
     assert table["dynamic_grouped"]["ratio_vs_baseline"] > 1.5
@@ -154,9 +163,26 @@ def test_select_docs_takes_the_first_n_by_name(tmp_path):
 
 
 def test_quick_mode_limits_documents_and_prompts():
-    args = bench_collect.apply_quick(bench_collect.build_parser().parse_args(["--quick", "--", "--batch_size", "8"]))
+    args = bench_collect.parse_args(["--quick", "--", "--batch_size", "8"])
     assert args.max_docs == 1
     assert args.collect_args[-2:] == ["--batch_size", "8"] and "--max_facts_per_chunk" in args.collect_args
+    plain = bench_collect.parse_args(["--max_docs", "3", "--quick", "False"])
+    assert plain.max_docs == 3 and plain.collect_args == [] and plain.variants == "sequential,batched,api"
+
+
+def test_quick_collect_args_are_collector_flags():
+    from data_processor.config import parse_args
+
+    cfg = parse_args(["--recipe", "none", *bench_collect.QUICK_COLLECT_ARGS])
+    assert (cfg.max_facts_per_chunk, cfg.qa_amount_per_fact, cfg.personas_per_document) == (4, 1, 1)
+
+
+def test_collect_variants_table():
+    s = {"variants": {v: {"qa_rows": 5, "qa_per_min": 12.34, "gen_tok_s": 7.0, "llm_calls": 40, "seconds": 25}
+                      for v in ("sequential", "batched")}}
+    lines = bench_collect.variants_table(s).splitlines()
+    assert lines[0].split()[:3] == ["variant", "QA", "rows"] and set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["sequential", "5", "12.3", "7.0", "40", "25"]
 
 
 def test_bench_collect_sequential_vs_batched_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
@@ -167,7 +193,7 @@ def test_bench_collect_sequential_vs_batched_on_the_tiny_model(tiny_model_dir, t
     seq, bat = (next(r for r in report["runs"] if r["variant"] == v) for v in ("sequential", "batched"))
     # Same documents, same pipeline, fresh caches: the same prompts reach the model either way ...
     assert seq["llm_calls"] == bat["llm_calls"] > 0 and seq["chunks"] == bat["chunks"]
-    # ... one generate() per prompt in the seed's way, one per stage (and repair round) in ours.
+    # ... one generate() per prompt unbatched, one per stage (and repair round) batched.
     assert seq["generate_calls"] == seq["llm_calls"] > bat["generate_calls"]
     assert "batched / sequential: " in capsys.readouterr().out
 
@@ -186,3 +212,16 @@ def test_estimate_budget_counts_real_tokens_with_the_chat_template(smollm2_token
         add_special_tokens=False)["input_ids"])
     assert count_tokens([str(path)], smollm2_tokenizer) == [expected]
     assert expected > 20
+
+
+# ------------------------------------------------------------------ bench_llama_build
+def test_llama_build_flags_and_summary_rows():
+    args = bench_llama_build.parse_args(["--build", "native=/tmp/a", "--build", "avx=/tmp/b", "c=/tmp/c",
+                                         "--rounds", "2"])
+    assert args.build == ["native=/tmp/a", "avx=/tmp/b", "c=/tmp/c"] and args.rounds == 2
+    assert bench_llama_build.parse_args([]).build == []
+    runs = [{"build": "installed", "ok": True, "tok_s": t} for t in (10.0, 30.0, 20.0)]
+    runs.append({"build": "native", "ok": False, "error": "server died (SIGILL)"})
+    rows = bench_llama_build.summary_rows(runs, ["installed", "native"])
+    assert rows == [["installed", "3/3", "20.0", "10.0", "30.0", ""],
+                    ["native", "0/1", "-", "-", "-", "server died (SIGILL)"]]

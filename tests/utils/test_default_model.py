@@ -49,3 +49,13 @@ def test_tiny_model_fixture_uses_real_tokenizer(tiny_model_dir, smollm2_tokenize
     assert cfg.num_hidden_layers == 2 and cfg.hidden_size == 64
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert tok.chat_template == smollm2_tokenizer.chat_template
+
+
+def test_cli_print_path_reports_only_a_prepared_folder(default_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(default_model, "_download_wheel", lambda *_: pytest.fail("--print_path must not download"))
+    assert default_model.main(["--print_path", "--target", str(tmp_path / "empty")]) == 1
+    assert capsys.readouterr().out == ""
+    assert default_model.main(["--target", str(default_model_dir), "--print_path", "True"]) == 0
+    assert capsys.readouterr().out.strip() == str(default_model_dir)
+    assert default_model.main(["--target", str(default_model_dir)]) == 0  # already prepared: nothing rebuilt
+    assert capsys.readouterr().out.strip() == str(default_model_dir)
