@@ -5,10 +5,10 @@ Pipeline: :func:`load_rows` (any format of :mod:`utils.data_formats`, errors nam
 :class:`LazySupervisedDataset` (tokenise on first access) -> optional :class:`PackedDataset` ->
 :class:`SFTCollator` (dynamic padding, or packed rows whose attention cannot cross examples).
 
-Why the details matter (defects of the seed this replaces): the pad token must differ from the
-end-of-turn token, otherwise masking padding also masks every ``<|im_end|>`` and the model never
-learns to stop; validation rows must not also be training rows; every example padded to the maximum
-length wastes most of the compute on short QA pairs.
+Why the details matter: the pad token must differ from the end-of-turn token, otherwise masking
+padding also masks every ``<|im_end|>`` and the model never learns to stop; validation rows must not
+also be training rows, or the validation loss measures memorisation; padding every example to the
+maximum length would spend most of the compute on pad tokens, since QA pairs are short.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def noisy_plateau() -> np.ndarray:
 
 
 def oscillating() -> np.ndarray:
-    """A slow oscillation: consecutive points are close (the seed's test passes), the tail is not flat."""
+    """A slow oscillation: consecutive points are close (a consecutive-difference test passes), the tail is not flat."""
     return 0.3 + 0.01 * np.sin(2 * np.pi * STEPS / 60)
 
 
@@ -77,9 +77,9 @@ def test_noisy_plateau_fails():
     assert "tail spread" in r.reason
 
 
-def test_oscillation_fails_although_seed_criterion_passes():
+def test_oscillation_fails_although_consecutive_difference_test_passes():
     y = oscillating()
-    # The seed's test: "some two consecutive losses differ by < 0.001" -- true here.
+    # The naive test "some two consecutive losses differ by < 0.001" passes here, yet the tail is not flat.
     assert np.any(np.abs(np.diff(y)) < 1e-3)
     for smoothing in ("ema", "ma", "none"):
         assert not ct.judge_curve(y, ct.CauchyConfig(smoothing=smoothing)).converged
