@@ -56,7 +56,11 @@ class EvalArguments:
     max_new_tokens: int = field(default=48, metadata={
         "help": "Reply length cap. Short facts need few tokens; longer replies make alias matches by chance "
                 "more likely."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bfloat16 or float32."})
+    cpu_workers: str = field(default="auto", metadata={
+        "help": "On a CPU: worker processes of 1 thread each that generate the replies ('auto' = one per core; "
+                "'1' = in this process)."})
+    dtype: str = field(default="auto", metadata={
+        "help": "auto (bfloat16 on a CPU or a bf16-capable GPU, else float16), bfloat16 or float32."})
     system_prompt: str | None = field(default=None, metadata={
         "help": "Optional system message; by default none, i.e. the chat template's own default, as in "
                 "training."})
@@ -194,63 +198,45 @@ def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments) 
     }
 
 
-class ModelPool:
-    """Keeps the base model loaded for the base column; each adapter is merged into its own fresh copy
-    of the base (and freed after use), so an updated model generates as fast as the base, and the base
-    column can never see a LoRA layer. Merged model folders are loaded on their own."""
+def build_backend(spec: ModelSpec, args: EvalArguments):
+    """The generator of one column: the base model; a PEFT adapter merged into its own copy of the base
+    (so the updated model generates as fast as the base, and the base column never sees a LoRA layer);
+    or a merged model folder."""
+    from data_processor.backends.hf import HFBackend
 
-    def __init__(self, args: EvalArguments) -> None:
-        self.args = args
-        self.base = None  # HFBackend holding the base model and tokenizer
-
-    def _base_backend(self):
-        from data_processor.backends.hf import HFBackend
-
-        if self.base is None:
-            self.base = HFBackend(self.args.model_name_or_path, batch_size=self.args.batch_size, dtype=self.args.dtype)
-            self.base.load()
-        return self.base
-
-    def generate(self, spec: ModelSpec, chats: list, desc: str) -> list[str]:
-        """Greedy replies of ``spec`` to ``chats``."""
-        from data_processor.backends.base import SamplingConfig
-        from data_processor.backends.hf import HFBackend
-
-        sampling = SamplingConfig(temperature=0.0, max_new_tokens=self.args.max_new_tokens)
-        if spec.kind == "base":
-            base = self._base_backend()
-            return HFBackend(model=base.model, tokenizer=base.tokenizer, batch_size=self.args.batch_size,
-                             progress_desc=desc).generate(chats, sampling)
-        if spec.kind == "merged":
-            backend = HFBackend(spec.model, batch_size=self.args.batch_size, dtype=self.args.dtype, progress_desc=desc)
-        else:
-            backend = HFBackend(self.args.model_name_or_path, batch_size=self.args.batch_size, dtype=self.args.dtype,
-                                adapter_path=spec.adapter, merge_adapter=True, progress_desc=desc)
-        try:
-            return backend.generate(chats, sampling)
-        finally:
-            backend.close()
+    common = dict(batch_size=args.batch_size, dtype=args.dtype, workers=args.cpu_workers, show_progress=True)
+    if spec.kind == "adapter":
+        return HFBackend(args.model_name_or_path, adapter_path=spec.adapter, merge_adapter=True, **common)
+    return HFBackend(spec.model, **common)
 
 
 def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path) -> dict:
     """``{set name: {label: [reply, ...]}}``, generating only what is not cached in ``out_dir/predictions``."""
-    pool = ModelPool(args)
+    from data_processor.backends.base import SamplingConfig
+
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
     preds: dict[str, dict[str, list[str]]] = {s.name: {} for s in sets}
     for spec in specs:
-        for s in sets:
-            cache = out_dir / "predictions" / f"{spec.label}__{s.name}.json"
-            key = prediction_key(spec, s.questions, args)
-            if not args.overwrite and is_current(cache, key):
-                logger.info("%s on %s: reusing %s", spec.label, s.name, cache)
-                preds[s.name][spec.label] = json.loads(cache.read_text(encoding="utf-8"))["predictions"]
-                continue
-            logger.info("%s on %s: asking %d questions", spec.label, s.name, len(s.questions))
-            chats = [([{"role": "system", "content": args.system_prompt}] if args.system_prompt else [])
-                     + [{"role": "user", "content": q["question"]}] for q in s.questions]
-            replies = pool.generate(spec, chats, desc=f"{spec.label}/{s.name}")
-            atomic_write_json(cache, {"label": spec.label, "set": s.name, "predictions": replies})
-            mark_current(cache, key)
-            preds[s.name][spec.label] = replies
+        backend = None  # loaded on the first set that is not cached, used for the others, then freed
+        try:
+            for s in sets:
+                cache = out_dir / "predictions" / f"{spec.label}__{s.name}.json"
+                key = prediction_key(spec, s.questions, args)
+                if not args.overwrite and is_current(cache, key):
+                    logger.info("%s on %s: reusing %s", spec.label, s.name, cache)
+                    preds[s.name][spec.label] = json.loads(cache.read_text(encoding="utf-8"))["predictions"]
+                    continue
+                logger.info("%s on %s: asking %d questions", spec.label, s.name, len(s.questions))
+                chats = [([{"role": "system", "content": args.system_prompt}] if args.system_prompt else [])
+                         + [{"role": "user", "content": q["question"]}] for q in s.questions]
+                backend = backend or build_backend(spec, args)
+                replies = backend.generate(chats, sampling, desc=f"{spec.label}/{s.name}")
+                atomic_write_json(cache, {"label": spec.label, "set": s.name, "predictions": replies})
+                mark_current(cache, key)
+                preds[s.name][spec.label] = replies
+        finally:
+            if backend is not None:
+                backend.close()
     return preds
 
 

@@ -39,7 +39,7 @@ def build_backend(model_type: str, **kwargs) -> LLMBackend:
 _OTHER_BACKENDS_ARGS = {
     "model_name_or_path", "batch_size", "dtype", "adapter_path", "tensor_parallel_size", "gpu_memory_utilization",
     "max_model_len", "api_base", "api_model", "api_key_env", "max_concurrency", "requests_per_minute",
-    "max_retries", "timeout", "show_progress",
+    "max_retries", "timeout", "show_progress", "workers",
 }
 
 

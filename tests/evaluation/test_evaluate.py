@@ -215,7 +215,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_model_dir, tiny_adapter, qa_files, m
     def boom(*a, **k):
         raise AssertionError("should have used the cache")
 
-    monkeypatch.setattr(evaluate.ModelPool, "generate", boom)
+    monkeypatch.setattr(evaluate, "build_backend", boom)
     assert evaluate.main(argv) == 0
     assert json.loads((out / "results.json").read_text())["sets"] == results["sets"]
 
@@ -224,13 +224,22 @@ def test_base_column_after_adapter_is_the_base(tiny_model_dir, tiny_adapter):
     """Asking the base again after an adapter was injected gives the base's replies, not the adapter's."""
     args = evaluate.parse_args(["--model_name_or_path", str(tiny_model_dir), "--adapters", str(tiny_adapter),
                                 "--max_new_tokens", "5", "--dtype", "float32"])
+    from data_processor.backends.base import SamplingConfig
+
     base, lora = evaluate.model_specs(args)
-    pool = evaluate.ModelPool(args)
     chats = [[{"role": "user", "content": "Who invented drennick?"}], [{"role": "user", "content": "Hello"}]]
-    first = pool.generate(base, chats, "t")
-    with_lora = pool.generate(lora, chats, "t")
-    assert with_lora != first
-    assert pool.generate(base, chats, "t") == first
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=5)
+
+    def ask(spec):
+        backend = evaluate.build_backend(spec, args)
+        try:
+            return backend.generate(chats, sampling)
+        finally:
+            backend.close()
+
+    first = ask(base)
+    assert ask(lora) != first
+    assert ask(base) == first
 
 
 def test_merged_adapter_answers_like_the_unmerged_adapter(tiny_model_dir, tiny_adapter):
@@ -246,6 +255,27 @@ def test_merged_adapter_answers_like_the_unmerged_adapter(tiny_model_dir, tiny_a
     merged.load()
     assert not any("lora" in name for name, _ in merged.model.named_modules())
     assert merged.generate(chats, sampling) == unmerged.generate(chats, sampling)
+
+
+def test_worker_processes_answer_like_one_process(tiny_model_dir):
+    """The CPU layout (worker processes of one thread, batches split among them) changes nothing in the replies."""
+    from data_processor.backends.base import SamplingConfig
+    from data_processor.backends.hf import HFBackend
+
+    chats = [[{"role": "user", "content": f"Question number {i}: who invented drennick?" + " more" * i}]
+             for i in range(7)]
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=6)
+    one = HFBackend(str(tiny_model_dir), dtype="float32", workers=1, batch_size=4, show_progress=False)
+    two = HFBackend(str(tiny_model_dir), dtype="float32", workers=2, batch_size=4, show_progress=False)
+    seen = []
+    try:
+        assert two.num_workers() == 2 and one.num_workers() == 1
+        assert two.generate(chats, sampling, on_result=lambda i, t: seen.append(i)) == one.generate(chats, sampling)
+        assert sorted(seen) == list(range(7)) and two.stats.calls == 7 and two.stats.completion_tokens > 0
+        assert two.generate(chats[:2], sampling) == one.generate(chats[:2], sampling)  # the pool is reused
+    finally:
+        two.close()
+        one.close()
 
 
 def test_missing_qa_file_exits_with_error(tmp_path, tiny_model_dir, caplog):
