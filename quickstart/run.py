@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,13 +61,13 @@ class QuickstartArguments:
     eval_qa: str = field(default="auto", metadata={
         "help": "Held-out questions: a JSONL of {question, answers}. 'auto': examples/eval_qa.jsonl for the sample "
                 "documents; for other documents the collector sets aside the questions of "
-                f"{HELD_OUT_FRACTION:.0%} of the facts (--eval_fraction) and those are asked."})
+                f"{HELD_OUT_FRACTION * 100:.0f}%% of the facts (--eval_fraction) and those are asked."})
     control: str = field(default="examples/control_qa.jsonl", metadata={
         "help": "General-knowledge questions that measure forgetting ('none' to skip)."})
     recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Recipe YAML: every collection, training and "
                                                                   "evaluation setting."})
     small: bool = field(default=False, metadata={
-        "help": f"Reduced smoke run: the same as --recipe {SMOKE_RECIPE} (1 QA and 1 persona per fact, "
+        "help": f"Reduced smoke run: the same as --recipe {SMOKE_RECIPE} (1 QA per fact, 1 persona per document, "
                 "2 training steps, 5 questions per set)."})
     collect_args: str = field(default="", metadata={"help": "Extra flags for the collector (e.g. \"--api_base URL\")."})
     finetune_args: str = field(default="", metadata={"help": "Extra flags for finetune.py (they win over the recipe)."})
@@ -163,13 +164,24 @@ class Runner:
                     proc.kill()
                 raise
 
-    def stage(self, name: str, output: Path, key: dict, work) -> None:
-        """Run ``work()`` unless ``output`` is current for ``key``; record the stage's time."""
+    def stage(self, name: str, output: Path, key: dict, work, workdir: Path | None = None) -> None:
+        """Run ``work()`` unless ``output`` is current for ``key``; record the stage's time.
+
+        ``workdir`` holds state an interrupted stage resumes from (checkpoints): it is kept when the stage
+        was started with the same ``key`` and emptied when the inputs changed since.
+        """
         t0 = time.time()
         if is_current(output, key):
             self.say(f"{name}: up to date, skipped ({output})")
             self.timings.append({"stage": name, "seconds": 0.0, "status": "up to date"})
             return
+        if workdir is not None:
+            started = workdir / ".stage_inputs.json"
+            if workdir.exists() and (not started.is_file() or json.loads(started.read_text()) != key):
+                self.say(f"{name}: inputs changed since {workdir} was started; starting it afresh")
+                shutil.rmtree(workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(started, key)
         self.say(f"{name} ...")
         work()
         mark_current(output, key)
@@ -264,7 +276,7 @@ def run(args: QuickstartArguments) -> int:
         if not (plan.adapter / "adapter_config.json").is_file() and not (plan.adapter / "config.json").is_file():
             raise StageFailed(f"fine-tuning wrote no model to {plan.adapter}")
 
-    runner.stage("fine-tune", plan.adapter / "train_summary.json", key, finetune)
+    runner.stage("fine-tune", plan.adapter / "train_summary.json", key, finetune, workdir=plan.adapter)
 
     if plan.held_out is None or not plan.held_out.is_file():
         raise StageFailed(f"no held-out questions to ask ({plan.held_out}); pass --eval_qa FILE")
