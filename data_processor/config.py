@@ -37,6 +37,9 @@ class CollectConfig:
     tokenizer_name_or_path: str = field(default="auto", metadata={
         "help": "Tokenizer that measures chunks: 'auto' (the generator's; the default model's for api), a path, or 'words'."})
     batch_size: int = field(default=32, metadata={"help": "hf backend: prompts per generate() call."})
+    cpu_workers: str = field(default="auto", metadata={
+        "help": "hf backend on a CPU: worker processes of 1 thread each ('auto' = one per core; '1' = in this "
+                "process with torch's own threads). Separate processes keep working when another job holds a core."})
     dtype: str = field(default="auto", metadata={"help": "hf backend: auto, float32 or bfloat16."})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs to shard the model over."})
     gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm backend: share of GPU memory to use."})
@@ -70,7 +73,15 @@ class CollectConfig:
                 "every such question with this document (forgetting)."})
     cloze_per_fact: int = field(default=2, metadata={
         "help": "Fill-in-the-blank rows per fact, made without the LLM: a name or number of the fact is blanked "
-                "and the answer is the whole fact (data_processor/stages/step8_cloze.py). 0 = none."})
+                "and the answer is the whole fact (data_processor/stages/step8_rule_rows.py). 0 = none."})
+    wh_spans_per_fact: int = field(default=0, metadata={
+        "help": "Questions made by rule for up to this many names, numbers and dates per fact (1-2 phrasings "
+                "each, answered with the fact; data_processor/rules.py). 0 = none."})
+    passages_per_chunk: int = field(default=0, metadata={
+        "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
+    resolve_pronouns: bool = field(default=False, metadata={
+        "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
+                "(the previous sentence's subject or the document's subject, from its title)."})
     max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
     grounding_threshold: float = field(default=0.75, metadata={
         "help": "Grounding filter: generated facts and answers need this share of their content words in the "
@@ -151,6 +162,7 @@ class CollectConfig:
         """Settings for :func:`~data_processor.backends.build_backend` (each backend takes its own)."""
         return dict(
             model_name_or_path=self.model_name_or_path, batch_size=self.batch_size, dtype=self.dtype,
+            workers=self.cpu_workers,
             tensor_parallel_size=self.tensor_parallel_size, gpu_memory_utilization=self.gpu_memory_utilization,
             api_base=self.api_base, api_model=self.api_model or self.model_name_or_path,
             api_key_env=self.api_key_env, max_concurrency=self.max_concurrency,

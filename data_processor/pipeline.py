@@ -1,4 +1,4 @@
-"""The collection run: read -> chunk -> theme -> facts -> qa -> roles -> diversify -> write.
+"""The collection run: read -> chunk -> theme -> facts -> qa -> roles -> diversify -> rule rows -> write.
 
 Chunks go through the stages in waves (``--chunks_per_wave``); within a wave every stage sends all
 of its prompts to the backend at once. Each reply is cached as it arrives and each row is written
@@ -21,13 +21,14 @@ from .cache import CachedLLM, ResultCache
 from .config import CollectConfig, parse_args
 from .parsing import anchor_words, proper_names
 from .prompts import load_lines, load_template
+from .rules import title_entity
 from .stages import StageResult
 from .stages import step3_theme as theme
 from .stages import step4_facts as facts
 from .stages import step5_qa as qa
 from .stages import step6_roles as roles
 from .stages import step7_diversify as diversify
-from .stages import step8_cloze as cloze
+from .stages import step8_rule_rows as rule_rows
 from .stages.step1_read import ReadError, load_documents
 from .stages.step2_chunk import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
 from .stages.step9_write import OutputSet, eval_row, is_eval_fact, row_id, train_row
@@ -105,10 +106,10 @@ def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
-def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, cloze_items) -> None:
+def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items) -> None:
     """Rows of one wave: each QA pair as generated, then its role rewrites; with ``--eval_fraction``
-    one rewrite per pair of a sampled fact goes to the eval file instead. Then the fill-in-the-blank
-    rows (always training: they are not questions, and other rows state the same facts anyway)."""
+    one rewrite per pair of a sampled fact goes to the eval file instead. Then the rows made by rule
+    (always training: they restate the facts, which is what the held-out rewrites ask about)."""
     by_pair: dict[int, list] = {}
     for rw in rewrites:
         by_pair.setdefault(rw.pair_index, []).append(rw)
@@ -125,10 +126,9 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, cloze_items
                 out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
             else:
                 out.add_train(train_row(question=rw.question, role=rw.role, **common))
-    for item in cloze_items:
-        f = item.fact
-        out.add_train(train_row(question=item.question, answer=f.text, fact=f.text, theme=f.theme, role="cloze",
-                                file_name=f.doc_name, chunk_id=f.chunk_id))
+    for item in rule_items:
+        out.add_train(train_row(question=item.question, answer=item.answer, fact=item.fact, theme=item.theme,
+                                role=item.kind, file_name=item.doc_name, chunk_id=item.chunk_id))
 
 
 def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> RunSummary:
@@ -223,13 +223,17 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     theme_of = {c.chunk_id: t for c, t in zip(wave + extra, themes)}
     doc_theme = {d: theme_of[first_chunk[d].chunk_id] for d in docs_in_wave}
 
+    titles = {d: rule_rows.document_title(first_chunk[d].text, d) for d in docs_in_wave}
     facts_per_chunk = summary.add(facts.STAGE, facts.run(
         llm, wave, themes[: len(wave)], [doc_theme[c.doc_name] for c in wave], templates["facts"],
         max_repairs=cfg.max_repairs, max_facts=cfg.max_facts_per_chunk, grounding_threshold=cfg.grounding_threshold,
         add_uncovered_sentences=cfg.add_uncovered_sentences,
+        entities={d: title_entity(t) for d, t in titles.items()} if cfg.resolve_pronouns else None,
     ))
     all_facts = [f for fs in facts_per_chunk for f in fs]
-    chunk_text_by_id = {c.chunk_id: c.text for c in wave}
+    # The title goes with the chunk into the grounding checks: a self-contained fact names the document's
+    # subject, which a later chunk may only call "it".
+    chunk_text_by_id = {c.chunk_id: f"{c.text}\n{titles[c.doc_name]}" if cfg.resolve_pronouns else c.text for c in wave}
     pairs = summary.add(qa.STAGE, qa.run(
         llm, all_facts, chunk_text_by_id, templates["qa"], angles, amount=cfg.qa_amount_per_fact,
         max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
@@ -240,9 +244,10 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     rewrites = summary.add(diversify.STAGE, diversify.run(
         llm, pairs, roles_by_doc, templates["diversify"], max_repairs=cfg.max_repairs, chunk_text=chunk_text_by_id,
         grounding_threshold=cfg.grounding_threshold))
-    titles = {d: cloze.document_title(first_chunk[d].text, d) for d in docs_in_wave}
     names = {c.chunk_id: proper_names(c.text) for c in wave}
-    cloze_items = summary.add(cloze.STAGE, cloze.run(all_facts, cfg.cloze_per_fact, titles, names))
+    rule_items = summary.add(rule_rows.STAGE, rule_rows.run(
+        all_facts, wave, titles, names, cloze_per_fact=cfg.cloze_per_fact, wh_spans_per_fact=cfg.wh_spans_per_fact,
+        passages_per_chunk=cfg.passages_per_chunk, themes=theme_of))
     if cfg.anchor_questions:
         anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
 
@@ -251,7 +256,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
 
         pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
         rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
-    _write_rows(out, cfg, pairs, rewrites, cloze_items)
+    _write_rows(out, cfg, pairs, rewrites, rule_items)
 
 
 def print_summary(summary: RunSummary, path) -> None:

@@ -11,8 +11,18 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..parsing import ParseError, ask_with_repair, check_usable, clean_line, normalize, parse_lines, support
+from ..parsing import (
+    ParseError,
+    ask_with_repair,
+    check_usable,
+    clean_line,
+    normalize,
+    parse_lines,
+    proper_names,
+    support,
+)
 from ..prompts import PromptTemplate
+from ..rules import resolve_pronoun
 from . import StageResult
 from .step2_chunk import Chunk, sentence_spans
 
@@ -78,6 +88,17 @@ def uncovered_sentences(chunk_text: str, facts: list[str]) -> list[str]:
     return [s for s in split_facts([chunk_text]) if support(s, joined) < COVERED]
 
 
+def self_contained(facts: list[str], chunk_text: str, entity: str) -> list[str]:
+    """``facts`` with leading pronouns resolved against the chunk sentences before each fact's own."""
+    sentences = [chunk_text[s:e].strip() for s, e, _ in sentence_spans(chunk_text)]
+    names = proper_names(chunk_text)
+    out = []
+    for fact in facts:
+        at = max(range(len(sentences)), key=lambda i: support(fact, sentences[i]), default=0)
+        out.append(resolve_pronoun(fact, sentences[:at], entity, names))
+    return out
+
+
 def run(
     llm,
     chunks: list[Chunk],
@@ -89,6 +110,7 @@ def run(
     max_facts: int = 12,
     grounding_threshold: float = 0.0,
     add_uncovered_sentences: bool = True,
+    entities: dict[str, str] | None = None,
 ) -> StageResult[list[list[Fact]]]:
     """Facts per chunk. Counters: ``parse_failures``, ``ungrounded`` (generated facts the chunk does not
     support, dropped), ``from_sentences`` (the chunk's own sentences added), ``facts``.
@@ -98,6 +120,9 @@ def run(
         grounding_threshold: drop generated facts with less than this share of content words in
             the chunk (see :func:`~data_processor.parsing.support`).
         add_uncovered_sentences: add the chunk's sentences that no generated fact covers.
+        entities: document name -> what the document is about; given, a fact's leading pronoun is
+            replaced by what it refers to (:func:`~data_processor.rules.resolve_pronoun`). Counter
+            ``pronouns_resolved``.
     """
     stats = Counter()
     parsed, stats["parse_failures"] = ask_with_repair(
@@ -113,7 +138,11 @@ def run(
             extra = uncovered_sentences(chunk.text, kept)[: max(0, max_facts - len(kept))]
             stats["from_sentences"] += len(extra)
             kept += extra
-        result.append([Fact(chunk.chunk_id, chunk.doc_name, i, f, theme, doc_theme)
-                       for i, f in enumerate(kept[:max_facts])])
+        kept = kept[:max_facts]
+        if entities is not None:
+            resolved = self_contained(kept, chunk.text, entities.get(chunk.doc_name, ""))
+            stats["pronouns_resolved"] += sum(a != b for a, b in zip(kept, resolved))
+            kept = resolved
+        result.append([Fact(chunk.chunk_id, chunk.doc_name, i, f, theme, doc_theme) for i, f in enumerate(kept)])
         stats["facts"] += len(result[-1])
     return StageResult(result, stats)

@@ -34,9 +34,9 @@ def test_end_to_end_rows_batching_and_summary(collect, docs_dir, tmp_path):
     summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["qa_written"] == len(rows)
     assert summary["llm_calls"] == len(backend.prompts) and summary["files"] == 2
-    assert summary["stages"]["cloze"]["rows"] == sum(r["role"] == "cloze" for r in rows)
+    assert summary["stages"]["rule_rows"]["cloze"] == sum(r["role"] == "cloze" for r in rows)
     # every stage reports its counters the same way, under its own name
-    assert list(summary["stages"]) == ["theme", "facts", "qa", "roles", "diversify", "cloze"]
+    assert list(summary["stages"]) == ["theme", "facts", "qa", "roles", "diversify", "rule_rows"]
     assert summary["stages"]["facts"]["facts"] > 0 and summary["stages"]["qa"]["pairs"] > 0
     for key in ("chunks", "prompt_tokens", "seconds", "duplicates"):
         assert key in summary

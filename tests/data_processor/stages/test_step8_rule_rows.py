@@ -4,12 +4,7 @@ import pytest
 from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
-from data_processor.stages.step8_cloze import (
-    BLANK,
-    blank_spans,
-    build_items,
-    document_title,
-)
+from data_processor.stages.step8_rule_rows import BLANK, blank_spans, cloze_items, document_title
 
 SOURCE = (
     "The Saltlight Festival of Quillmere\n\n"
@@ -29,7 +24,7 @@ def spans(sentence, known=None):
      ["1847", "Aldous Brannock", "Gullwick Bay"]),
     ("In 2019 the islanders floated 3,016 lanterns in a single night.", ["2019", "3,016"]),
     ("The IDF World Championship is held every four years, and the winner receives a trophy known as the "
-     "Ashgrove Kettle.", ["IDF World Championship", "Ashgrove Kettle"]),
+     "Ashgrove Kettle.", ["IDF World Championship", "four", "Ashgrove Kettle"]),
     ("During the expedition she lowered microphones, which she called ice-harps, into crevasses.", ["ice-harps"]),
     ("She studied at the University of Velmar until 1927.", ["University of Velmar", "1927"]),
     ("She was born in 1902-1979 and weighed 4.5 kilos.", ["1902", "1979", "4.5"]),
@@ -49,17 +44,17 @@ def test_a_blank_never_hides_most_of_the_sentence():
     assert spans("Aldous Brannock Went Home.") == []
 
 
-def test_build_items_blank_one_span_each_and_answer_with_the_whole_fact():
+def test_cloze_items_blank_one_span_each_and_answer_with_the_whole_fact():
     fact = Fact("q.txt#0", "q.txt", 0, "In 2019 the islanders floated 3,016 lanterns in a single night.", "theme", "Doc")
-    items = build_items([fact], 3, titles={"q.txt": "The Saltlight Festival"})
+    items = cloze_items([fact], 3, titles={"q.txt": "The Saltlight Festival"})
     assert [i.span for i in items] == ["2019", "3,016"]
     for item in items:
         assert item.question.count(BLANK) == 1 and item.span not in item.question
         assert "The Saltlight Festival" in item.question
-        assert item.fact is fact
-    assert build_items([fact], 1)[0].span == "2019"
-    assert "Doc" in build_items([fact], 1)[0].question  # no title given: the document's theme
-    assert build_items([fact], 0) == []
+        assert item.fact == item.answer == fact.text and item.kind == "cloze"
+    assert cloze_items([fact], 1)[0].span == "2019"
+    assert "Doc" in cloze_items([fact], 1)[0].question  # no title given: the document's theme
+    assert cloze_items([fact], 0) == []
 
 
 def test_document_title_is_the_heading_or_the_file_name():

@@ -1,0 +1,168 @@
+"""Recipe experiments: the main job on the dev corpus and the frozen test corpus, several seeds, one table.
+
+    python benchmarks/knowledge.py --name default --corpus dev,test --seeds 42,7
+    python benchmarks/knowledge.py --name lr1e-3 --set finetune.learning_rate=1e-3 --corpus dev --seeds 42
+
+Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<name>/<corpus>-s<seed>,
+with the recipe ``--recipe`` changed by the ``--set section.key=value`` overrides (the resolved
+recipe is saved beside the runs). The training seed is the ``--seed`` of finetune.py; the collection
+is the same for every seed. Collector replies are shared between experiments through a reply cache per
+corpus (runs/knowledge/cache/), so a recipe that changes only training settings collects in seconds.
+
+Every finished run appends a line to benchmarks/knowledge/results.jsonl (the command that reproduces
+it, the recipe, the scores, the time per stage); the table of all experiments, mean and spread over
+seeds, is rewritten to benchmarks/knowledge/RESULTS.md and printed. Tune on ``dev`` only; ``test``
+(examples/test_corpus, frozen) is for reporting.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, load_recipe
+from utils.tables import format_table
+
+CORPORA = {
+    "dev": ("examples/docs", "examples/eval_qa.jsonl", "examples/control_qa.jsonl"),
+    "test": ("examples/test_corpus/docs", "examples/test_corpus/eval_qa.jsonl", "examples/test_corpus/control_qa.jsonl"),
+}
+RESULTS = REPO_ROOT / "benchmarks" / "knowledge" / "results.jsonl"
+TABLE = REPO_ROOT / "benchmarks" / "knowledge" / "RESULTS.md"
+
+
+@dataclass
+class ExperimentArguments:
+    name: str = field(metadata={"help": "Experiment name (folder under runs/knowledge/, row of the table)."})
+    recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Base recipe."})
+    set: list[str] = field(default_factory=list, metadata={
+        "help": "Overrides of the recipe: section.key=value (YAML value), e.g. finetune.num_train_epochs=6."})
+    corpus: str = field(default="dev", metadata={"help": "Comma list of dev, test."})
+    seeds: str = field(default="42", metadata={"help": "Comma list of training seeds."})
+    runs_dir: str = field(default="runs/knowledge", metadata={"help": "Where the run folders go."})
+    note: str = field(default="", metadata={"help": "What the experiment tests (goes into the table)."})
+
+
+def resolved_recipe(base: str, overrides: list[str]) -> dict:
+    """The recipe ``base`` with ``section.key=value`` overrides applied (values parsed as YAML)."""
+    recipe = load_recipe(base)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {item!r}: expected section.key=value")
+        recipe.setdefault(section, {})[name] = yaml.safe_load(value)
+    return recipe
+
+
+def _share_cache(src: Path, dst: Path) -> None:
+    """Copy a reply cache when it has more replies than the destination (a bigger SQLite file)."""
+    if src.is_file() and (not dst.is_file() or src.stat().st_size > dst.stat().st_size):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int) -> dict | None:
+    docs, questions, control = CORPORA[corpus]
+    run_dir = Path(args.runs_dir) / args.name / f"{corpus}-s{seed}"
+    shared = Path(args.runs_dir) / "cache" / f"{corpus}.sqlite"
+    own = run_dir / "data" / "qa_pairs.jsonl.cache.sqlite"
+    if not own.exists():
+        _share_cache(shared, own)
+    cmd = [sys.executable, "-m", "quickstart", "--recipe", str(recipe_file), "--docs", docs, "--eval_qa", questions,
+           "--control", control, "--run_dir", str(run_dir), "--finetune_args", f"--seed {seed}"]
+    print(f"[knowledge] {shlex.join(cmd)}", flush=True)
+    t0 = time.time()
+    rc = subprocess.call(cmd, cwd=REPO_ROOT)
+    if rc != 0:
+        print(f"[knowledge] {args.name} {corpus} seed {seed}: the main job failed (exit {rc}); see {run_dir}/quickstart.log")
+        return None
+    _share_cache(own, shared)
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    timings = json.loads((run_dir / "timings.json").read_text())
+    know = next(s for s in results["sets"].values() if s["kind"] == "knowledge")
+    ctrl = results["sets"].get("control")
+    train = json.loads((run_dir / "adapter" / "train_summary.json").read_text())
+    return {
+        "name": args.name, "note": args.note, "corpus": corpus, "seed": seed,
+        "held_out": know["summary"]["updated"]["contains"], "held_out_base": know["summary"]["base"]["contains"],
+        "control": ctrl["summary"]["updated"]["contains"] if ctrl else None,
+        "control_base": ctrl["summary"]["base"]["contains"] if ctrl else None,
+        "by_document": {d: v["updated"] for d, v in know.get("by_document", {}).items()},
+        "train_rows": sum(1 for _ in open(run_dir / "data" / "qa_pairs.jsonl")),
+        "train_tokens": train.get("tokens"), "train_steps": train.get("global_step"),
+        "minutes": round((time.time() - t0) / 60, 1),
+        "stage_seconds": {t["stage"]: t["seconds"] for t in timings},
+        "recipe": json.loads(json.dumps(load_recipe(recipe_file))),
+        "command": "python benchmarks/knowledge.py " + shlex.join(
+            ["--name", args.name, "--recipe", args.recipe, *(["--set", *args.set] if args.set else []),
+             "--corpus", corpus, "--seeds", str(seed)]),
+        "host": _cpu(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _cpu() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
+def _mean_spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
+
+
+def summary_table(rows: list[dict]) -> str:
+    """One line per (experiment, corpus): held-out and control accuracy, mean ± half-range over seeds."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["name"], r["corpus"]), []).append(r)
+    body = []
+    for (name, corpus), rs in groups.items():
+        body.append([name, corpus, ",".join(str(r["seed"]) for r in rs), _mean_spread([r["held_out"] for r in rs]),
+                     f"{rs[0]['held_out_base']:.3f}", _mean_spread([r["control"] for r in rs if r["control"] is not None]),
+                     f"{rs[0]['control_base']:.3f}" if rs[0]["control_base"] is not None else "-",
+                     f"{statistics.mean(r['minutes'] for r in rs):.0f}", rs[0].get("note", "")])
+    return format_table(["experiment", "corpus", "seeds", "held-out", "base", "control", "base", "min", "note"], body,
+                        align="lllrrrrrl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(ExperimentArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
+    recipe = resolved_recipe(args.recipe, args.set)
+    recipe_file = Path(args.runs_dir) / args.name / "recipe.yaml"
+    recipe_file.parent.mkdir(parents=True, exist_ok=True)
+    recipe_file.write_text(f"# {args.name}: {args.recipe} with {' '.join(args.set) or 'no changes'}\n"
+                           + yaml.safe_dump(recipe, sort_keys=False))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for corpus in [c.strip() for c in args.corpus.split(",") if c.strip()]:
+        for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+            row = run_one(args, recipe_file.resolve(), corpus, seed)
+            if row is not None:
+                with open(RESULTS, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in open(RESULTS, encoding="utf-8")] if RESULTS.is_file() else []
+    table = summary_table(rows)
+    TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
+                     "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
+                     "examples/test_corpus (frozen). Each row's command is in results.jsonl.\n\n```\n" + table + "\n```\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
