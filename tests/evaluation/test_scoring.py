@@ -12,6 +12,7 @@ from evaluation.scoring import (
     exact_match,
     normalize_answer,
     score_prediction,
+    tokens,
     token_f1,
 )
 
@@ -145,3 +146,26 @@ def test_aggregate_means_and_judge():
     assert agg == {"n": 4, "contains": 0.5, "exact": 0.25, "f1": 0.375, "judge": 0.5}
     assert aggregate([])["n"] == 0 and aggregate([])["judge"] is None
     assert HEADLINE_METRIC in agg
+
+
+# -- Chinese, Japanese, Korean: character tokens (CMRC 2018 / DuReader style) ---------------------------
+@pytest.mark.parametrize("prediction, answers, expected", [
+    ("北京是中国的首都。", ["北京"], True),
+    ("中国的首都是北京", ["北京"], True),
+    ("首都是上海", ["北京"], False),
+    ("他在2019年出生。", ["2019年"], True),
+    ("他在12019年出生。", ["2019年"], False),  # a digit run is one token: no match inside "12019"
+    ("这部手机是iPhone 15。", ["iPhone 15"], True),
+    ("《红楼梦》的作者是曹雪芹。", ["曹雪芹"], True),
+    ("答案：北　京！", ["北京"], True),  # full-width punctuation and the ideographic space are dropped
+    ("東京は日本の首都です", ["東京"], True),
+])
+def test_contains_match_cjk(prediction, answers, expected):
+    assert contains_match(prediction, answers) is expected
+
+
+def test_cjk_f1_is_character_level_and_exact_match_ignores_punctuation():
+    assert token_f1("北京是中国的首都", "北京") == pytest.approx(2 * (2 / 8) * 1 / (2 / 8 + 1))
+    assert token_f1("北京", "北京") == 1.0 and token_f1("上海", "北京") == 0.0
+    assert exact_match("北京。", "北京") and not exact_match("北京市", "北京")
+    assert tokens("2019年，北京") == ["2019", "年", "北", "京"]
