@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,12 +77,12 @@ class CollectConfig:
                 "and the answer is the whole fact (data_processor/stages/step8_rule_rows.py). 0 = none."})
     wh_spans_per_fact: int = field(default=0, metadata={
         "help": "Questions made by rule for up to this many names, numbers and dates per fact (1-2 phrasings "
-                "each, answered with the fact; data_processor/rules.py). 0 = none."})
+                "each, answered with the fact; data_processor/rules.py; English only). 0 = none."})
     passages_per_chunk: int = field(default=0, metadata={
         "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
-                "(the previous sentence's subject or the document's subject, from its title)."})
+                "(the previous sentence's subject or the document's subject, from its title; English only)."})
     max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
     grounding_threshold: float = field(default=0.75, metadata={
         "help": "Grounding filter: generated facts and answers need this share of their content words in the "
@@ -133,6 +134,12 @@ class CollectConfig:
             problems.append("--max_new_tokens >= 8, --batch_size >= 1, --max_concurrency >= 1, --max_repairs >= 0")
         if problems:
             raise ValueError("; ".join(problems))
+        if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns):
+            # The rule-made questions and the pronoun rules are English grammar; a recipe tuned on English
+            # documents must still run on others.
+            logging.getLogger(__name__).info("--language %s: the English-only rules (--wh_spans_per_fact, "
+                                             "--resolve_pronouns) are off", self.language)
+            self.wh_spans_per_fact, self.resolve_pronouns = 0, False
 
     # -- derived ---------------------------------------------------------------------------------------
     @property

@@ -40,7 +40,6 @@ from utils.stamps import file_digest, is_current, mark_current
 from utils.tables import format_table
 
 logger = logging.getLogger("quickstart")
-SAMPLE_DOCS = REPO_ROOT / "examples" / "docs"
 SMOKE_RECIPE = "configs/recipes/smoke.yaml"
 #: share of facts whose questions the collector sets aside when no hand-written questions are given
 HELD_OUT_FRACTION = 0.2
@@ -59,11 +58,14 @@ class QuickstartArguments:
     train_data: str | None = field(default=None, metadata={
         "help": "Skip collection and fine-tune on this QA JSONL (collector format)."})
     eval_qa: str = field(default="auto", metadata={
-        "help": "Held-out questions: a JSONL of {question, answers}. 'auto': examples/eval_qa.jsonl for the sample "
-                "documents; for other documents the collector sets aside the questions of "
-                f"{HELD_OUT_FRACTION * 100:.0f}%% of the facts (--eval_fraction) and those are asked."})
-    control: str = field(default="examples/control_qa.jsonl", metadata={
-        "help": "General-knowledge questions that measure forgetting ('none' to skip)."})
+        "help": "Held-out questions: a JSONL of {question, answers}. 'auto': the eval_qa.jsonl beside the documents "
+                "folder (examples/docs -> examples/eval_qa.jsonl) when there is one; otherwise the collector sets "
+                f"aside the questions of {HELD_OUT_FRACTION * 100:.0f}%% of the facts (--eval_fraction) and those "
+                "are asked."})
+    control: str = field(default="auto", metadata={
+        "help": "General-knowledge questions that measure forgetting: 'auto' = the control_qa.jsonl beside the "
+                "documents folder, else examples/control_qa.jsonl; 'none' to skip."})
+    language: str = field(default="en", metadata={"help": "Language of the documents: the collector's prompt set (en, zh)."})
     recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Recipe YAML: every collection, training and "
                                                                   "evaluation setting."})
     small: bool = field(default=False, metadata={
@@ -112,11 +114,16 @@ def make_plan(args: QuickstartArguments) -> Plan:
     docs = _abs(args.docs)
     if not args.train_data and not docs.exists():
         raise FileNotFoundError(f"no such documents folder: {docs}")
+    beside = docs.parent if docs.is_dir() else docs.parent.parent  # a corpus: docs/, eval_qa.jsonl, control_qa.jsonl
     if args.eval_qa == "auto":
-        held_out = _abs("examples/eval_qa.jsonl") if docs == SAMPLE_DOCS.resolve() or args.train_data else None
+        own = beside / "eval_qa.jsonl"
+        held_out = own if own.is_file() else (_abs("examples/eval_qa.jsonl") if args.train_data else None)
     else:
         held_out = _optional(args.eval_qa)
-    control = _optional(args.control)
+    if args.control == "auto":
+        control = beside / "control_qa.jsonl" if (beside / "control_qa.jsonl").is_file() else _abs("examples/control_qa.jsonl")
+    else:
+        control = _optional(args.control)
     for f in (held_out, control):
         if f is not None and not f.is_file():
             raise FileNotFoundError(f"no such QA file: {f}")
@@ -208,7 +215,7 @@ def _docs_key(docs: Path) -> list:
 def collect_command(args: QuickstartArguments, plan: Plan) -> list[str]:
     cmd = [sys.executable, "-m", "data_processor", "--recipe", str(plan.recipe), "--model_type", args.generator_type,
            "--model_name_or_path", _model_arg(args.generator or args.model), "--data_path", str(plan.docs),
-           "--save_path", str(plan.qa), "--overwrite", "True"]
+           "--save_path", str(plan.qa), "--overwrite", "True", "--language", args.language]
     if plan.held_out == plan.qa.with_name("qa_pairs.eval.jsonl"):
         cmd += ["--eval_fraction", str(HELD_OUT_FRACTION)]
     return cmd + shlex.split(args.collect_args)

@@ -208,3 +208,25 @@ def test_own_documents_without_questions_end_to_end(tmp_path, tiny_model_dir, de
     assert held_out and all(q["question"] not in train for q in held_out)
     results = json.loads((run / "eval" / "results.json").read_text())
     assert set(results["sets"]) == {"qa_pairs.eval", "control"}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_chinese_sample_end_to_end(tmp_path, tiny_model_dir):
+    """The zh sample corpus through the reduced main job with the zh prompts: rows about both documents,
+    the zh questions and control set found beside the documents, and replies scored per character."""
+    from evaluation.scoring import contains_match
+
+    run = tmp_path / "run"
+    proc = subprocess.run(_quickstart(["--model", str(tiny_model_dir), "--docs", str(ROOT / "examples" / "zh" / "docs"),
+                                       "--language", "zh", "--run_dir", str(run)]),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "data" / "qa_pairs.jsonl").read_text().splitlines()]
+    assert {r["file_name"] for r in rows} == {"moxiang_ink.txt", "qingshi_bridge.txt"}
+    results = json.loads((run / "eval" / "results.json").read_text())
+    assert set(results["sets"]) == {"eval_qa", "control"}
+    assert results["sets"]["eval_qa"]["files"] == [str((ROOT / "examples" / "zh" / "eval_qa.jsonl").resolve())]
+    for q in results["sets"]["eval_qa"]["questions"]:  # the table's numbers are the replies' scores
+        for pred in q["predictions"].values():
+            assert pred["contains"] == contains_match(pred["text"], q["answers"])
