@@ -41,6 +41,8 @@ class DataArguments:
                 "A comma-separated list of files is concatenated (e.g. QA pairs + replay data)."})
     lazy_preprocess: bool = field(default=False, metadata={
         "help": "Tokenise each row on first use instead of all up front (fast start on large files)."})
+    preprocessing_num_workers: int = field(default=0, metadata={
+        "help": "Tokenise up front in this many processes (a `datasets` map; for large files). 0 = in this process."})
     validation: bool = field(default=False, metadata={"help": "Hold out --validation_size rows for evaluation."})
     validation_size: int = field(default=100, metadata={
         "help": "Rows held out (disjoint from training, seeded by --seed) when --validation True."})

@@ -174,6 +174,38 @@ def _some(sources: list[str], n: int = 5) -> str:
     return ", ".join(sources[:n]) + (f" and {len(sources) - n} more" if len(sources) > n else "")
 
 
+def tokenize_rows(rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise",
+                  num_proc: int = 0) -> list[tuple[dict, bool]]:
+    """:func:`tokenize_conversation` of every row, in order.
+
+    With ``num_proc`` > 1 the rows are tokenised by a ``datasets`` map over that many processes (large
+    inputs: the chat template and tokenizer run in Python, one row at a time); otherwise here, with a
+    progress bar for large files. Raises :class:`DataFileError` naming the first row that cannot be
+    tokenised either way.
+    """
+    if num_proc > 1 and len(rows) > num_proc:
+        import datasets
+
+        def encode(batch: dict) -> dict:
+            out = {"input_ids": [], "labels": [], "truncated": []}
+            for source, messages in zip(batch["source"], batch["messages"]):
+                ex, cut = _tokenize_row(tokenizer, Row(source, messages), max_length)
+                out["input_ids"].append(ex["input_ids"])
+                out["labels"].append(ex["labels"])
+                out["truncated"].append(cut)
+            return out
+
+        table = datasets.Dataset.from_dict({"source": [r.source for r in rows],
+                                            "messages": [json.dumps(r.messages) for r in rows]})
+        table = table.map(lambda b: encode({"source": b["source"], "messages": [json.loads(m) for m in b["messages"]]}),
+                          batched=True, num_proc=num_proc, remove_columns=["source", "messages"], desc=desc)
+        return [({"input_ids": r["input_ids"], "labels": r["labels"]}, r["truncated"]) for r in table]
+    from tqdm.auto import tqdm
+
+    return [_tokenize_row(tokenizer, row, max_length)
+            for row in tqdm(rows, desc=desc, mininterval=2, disable=len(rows) < 2000)]
+
+
 class SupervisedDataset(Dataset):
     """Tokenises every row up front (one tqdm pass).
 
@@ -183,13 +215,10 @@ class SupervisedDataset(Dataset):
     no row is left to train on.
     """
 
-    def __init__(self, rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise"):
-        from tqdm.auto import tqdm
-
+    def __init__(self, rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise", num_proc: int = 0):
         self.examples: list[dict] = []
         truncated, dropped = [], []
-        for row in tqdm(rows, desc=desc, mininterval=2, disable=len(rows) < 2000):
-            ex, cut = _tokenize_row(tokenizer, row, max_length)
+        for row, (ex, cut) in zip(rows, tokenize_rows(rows, tokenizer, max_length, desc, num_proc)):
             if not _has_target(ex):
                 dropped.append(row.source)
                 continue
@@ -333,7 +362,7 @@ def build_datasets(data_args, tokenizer, seed: int) -> tuple[Dataset, Dataset | 
     if data_args.lazy_preprocess and not data_args.packing:
         train = LazySupervisedDataset(train_rows, tokenizer, max_len)
     else:
-        train = SupervisedDataset(train_rows, tokenizer, max_len)
+        train = SupervisedDataset(train_rows, tokenizer, max_len, num_proc=data_args.preprocessing_num_workers)
     valid = SupervisedDataset(eval_rows, tokenizer, max_len, desc="tokenise eval") if eval_rows else None
     if data_args.packing:
         train = PackedDataset(train, max_len)

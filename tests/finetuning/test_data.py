@@ -209,3 +209,13 @@ def test_comma_separated_data_paths_are_concatenated(tmp_path, tok):
     args.data_path = f"{a},{tmp_path / 'missing.jsonl'}"
     with pytest.raises(DataFileError, match="missing.jsonl"):
         build_datasets(args, tok, seed=0)
+
+
+def test_tokenizing_in_several_processes_gives_the_same_examples(tmp_path, smollm2_tokenizer):
+    """--preprocessing_num_workers (a datasets map over processes) changes nothing but the speed."""
+    from finetuning.data import Row, tokenize_rows
+
+    rows = [Row(f"f.jsonl:{i}", [{"role": "user", "content": f"Question {i}?" * (1 + i % 3)},
+                                {"role": "assistant", "content": f"Answer {i}." * (1 + i % 4)}]) for i in range(12)]
+    assert tokenize_rows(rows, smollm2_tokenizer, 24, num_proc=2) == tokenize_rows(rows, smollm2_tokenizer, 24)
+    assert any(cut for _, cut in tokenize_rows(rows, smollm2_tokenizer, 24))  # some rows were cut: covered too
