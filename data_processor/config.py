@@ -78,6 +78,10 @@ class CollectConfig:
     wh_spans_per_fact: int = field(default=0, metadata={
         "help": "Questions made by rule for up to this many names, numbers and dates per fact (1-2 phrasings "
                 "each, answered with the fact; data_processor/rules.py; English only). 0 = none."})
+    wh_answer: str = field(default="fact", metadata={
+        "choices": ["fact", "clause"],
+        "help": "What answers a rule-made question: the whole fact sentence, or only its clause that holds the "
+                "asked name or number (shorter rows)."})
     passages_per_chunk: int = field(default=0, metadata={
         "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={

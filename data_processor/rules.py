@@ -234,6 +234,7 @@ _NO_SUBJECT_START = frozenset("""if when whenever although though because while 
 for from with by under over within throughout until unless once""".split())
 
 
+_MODALS = frozenset("must can could may might will would should shall".split())
 _AND_VERB = re.compile(r"\s(?:and|but)\s+(\w+)")
 
 
@@ -241,7 +242,7 @@ def _clause_after(text: str, min_words: int = 0) -> str:
     """``text`` cut at the end of its clause (a comma, semicolon, colon, dash, parenthesis, relative
     pronoun, or "and"/"but" before a verb), unless that leaves fewer than ``min_words`` words."""
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
-    ends += [m.start() for m in _AND_VERB.finditer(text) if _is_verb(m.group(1).lower())]
+    ends += [m.start() for m in _AND_VERB.finditer(text) if _is_verb(m.group(1).lower()) or m.group(1).lower() in _MODALS]
     for end in sorted(ends):
         if len(text[:end].split()) >= min_words:
             return text[:end]
@@ -329,16 +330,24 @@ def fronted_question(sentence: str, span: Span) -> str | None:
     return None
 
 
-def questions_for(sentence: str, known_names: set[str] | None = None, max_spans: int = 4) -> list[tuple[str, str]]:
-    """``(question, span text)`` pairs for the first ``max_spans`` spans: the fronted question where the
-    sentence has a handled shape, and the echo question; duplicates dropped."""
-    out: list[tuple[str, str]] = []
+def answer_clause(sentence: str, span: Span) -> str:
+    """The sentence up to the end of the span's clause: a short statement that answers a question about
+    the span ("Drennick was invented in 1923 by Bartholomew Ashgrove." rather than the whole sentence)."""
+    text = (sentence[: span.end] + _clause_after(sentence[span.end:])).rstrip(" ,;:")
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def questions_for(sentence: str, known_names: set[str] | None = None,
+                  max_spans: int = 4) -> list[tuple[str, str, str]]:
+    """``(question, span text, answer clause)`` for the first ``max_spans`` spans: the fronted question
+    where the sentence has a handled shape, and the echo question; duplicates dropped."""
+    out: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for span in find_spans(sentence, known_names)[:max_spans]:
         for q in (fronted_question(sentence, span), echo_question(sentence, span)):
             if q and len(q.split()) >= 4 and q.lower() not in seen and span.text(sentence).lower() not in q.lower():
                 seen.add(q.lower())
-                out.append((q, span.text(sentence)))
+                out.append((q, span.text(sentence), answer_clause(sentence, span)))
     return out
 
 

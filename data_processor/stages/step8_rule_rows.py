@@ -50,8 +50,8 @@ class RuleItem:
     span: str = ""  # what was blanked or asked for
 
 
-def _item(kind: str, question: str, fact: Fact, span: str) -> RuleItem:
-    return RuleItem(kind, question, fact.text, fact.doc_name, fact.chunk_id, fact.theme, fact.text, span)
+def _item(kind: str, question: str, fact: Fact, span: str, answer: str | None = None) -> RuleItem:
+    return RuleItem(kind, question, answer or fact.text, fact.doc_name, fact.chunk_id, fact.theme, fact.text, span)
 
 
 def blank_spans(sentence: str, known_names: set[str] | None = None) -> list[tuple[int, int]]:
@@ -87,12 +87,14 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
     return items
 
 
-def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | None = None) -> list[RuleItem]:
-    """Questions for up to ``max_spans`` spans per fact (see :func:`data_processor.rules.questions_for`)."""
+def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | None = None,
+             answer: str = "fact") -> list[RuleItem]:
+    """Questions for up to ``max_spans`` spans per fact (see :func:`data_processor.rules.questions_for`),
+    answered with the whole fact (``answer="fact"``) or with the clause that holds the span ("clause")."""
     if max_spans <= 0:
         return []
-    return [_item("wh", q, f, span)
-            for f in facts for q, span in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans)]
+    return [_item("wh", q, f, span, clause if answer == "clause" else None)
+            for f in facts for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans)]
 
 
 def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
@@ -104,10 +106,10 @@ def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
 
 
 def run(facts: list[Fact], chunks: list[Chunk], titles: dict[str, str], names: dict[str, set[str]], *,
-        cloze_per_fact: int, wh_spans_per_fact: int, passages_per_chunk: int,
+        cloze_per_fact: int, wh_spans_per_fact: int, passages_per_chunk: int, wh_answer: str = "fact",
         themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
     """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``passage`` (rows of each kind)."""
-    items = (cloze_items(facts, cloze_per_fact, titles, names) + wh_items(facts, wh_spans_per_fact, names)
+    items = (cloze_items(facts, cloze_per_fact, titles, names) + wh_items(facts, wh_spans_per_fact, names, wh_answer)
              + passage_items(chunks, passages_per_chunk, titles, themes))
     counters = Counter(cloze=0, wh=0, passage=0)
     counters.update(item.kind for item in items)

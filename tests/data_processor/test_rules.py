@@ -75,10 +75,12 @@ def test_no_fronting_when_the_span_is_in_another_clause():
 def test_questions_never_contain_their_answer_and_are_not_repeated():
     s = "The hoop is made of ash wood, has a diameter of 46 centimetres and must weigh between 600 and 650 grams."
     pairs = questions_for(s)
-    assert pairs and len({q for q, _ in pairs}) == len(pairs)
-    for q, answer in pairs:
+    assert pairs and len({q for q, _, _ in pairs}) == len(pairs)
+    for q, answer, clause in pairs:
         assert answer not in q and q.endswith("?") and q[0].isupper()
+        assert answer in clause and s.startswith(clause[:-1])
     assert questions_for(s, max_spans=1) == [p for p in pairs if p[1] == "46"]
+    assert pairs[0][2] == "The hoop is made of ash wood, has a diameter of 46 centimetres."
 
 
 @pytest.mark.parametrize("title, entity", [
