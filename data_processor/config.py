@@ -63,7 +63,7 @@ class CollectConfig:
     chunk_size_by_token: int = field(default=256, metadata={"help": "Most tokens per chunk."})
     chunk_overlap_tokens: int = field(default=32, metadata={"help": "Tokens of whole sentences repeated from the end of one chunk at the start of the next."})
     max_facts_per_chunk: int = field(default=12, metadata={"help": "Keep at most this many facts per chunk."})
-    qa_amount_per_fact: int = field(default=2, metadata={"help": "QA pairs generated per fact."})
+    qa_amount_per_fact: int = field(default=2, metadata={"help": "QA pairs the generator writes per fact (0 = none)."})
     personas_per_document: int = field(default=2, metadata={
         "aliases": ["--role_amount_per_fact"],
         "help": "Personas per document (--role_amount_per_fact is the same flag); each rewrites every QA pair's "
@@ -103,7 +103,8 @@ class CollectConfig:
     rewrite_temperature: float = field(default=0.8, metadata={
         "help": "Sampling temperature of the diversify stage (greedy rewriting mostly copies the question)."})
     eval_fraction: float = field(default=0.0, metadata={
-        "help": "Share of facts that give one role-rewritten question per QA pair to <stem>.eval.jsonl (never trained on)."})
+        "help": "Share of facts that give held-out questions to <stem>.eval.jsonl (never trained on): one persona "
+                "rewrite per QA pair, or the rule-made questions about one of the fact's names or numbers."})
     chunks_per_wave: int = field(default=256, metadata={
         "help": "Chunks taken through all stages together before their rows are written (0 = all at once)."})
     recipe: str | None = field(default=DEFAULT_RECIPE, metadata={
@@ -122,14 +123,15 @@ class CollectConfig:
             problems.append("--chunk_size_by_token must be at least 16")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_size_by_token:
             problems.append("--chunk_overlap_tokens must be >= 0 and smaller than --chunk_size_by_token")
-        if self.qa_amount_per_fact < 1:
-            problems.append("--qa_amount_per_fact must be at least 1")
+        if self.qa_amount_per_fact < 0:
+            problems.append("--qa_amount_per_fact must be >= 0")
         if self.personas_per_document < 0:
             problems.append("--personas_per_document must be >= 0")
         if not 0 <= self.eval_fraction < 1:
             problems.append("--eval_fraction must be in [0, 1)")
-        if self.eval_fraction > 0 and self.personas_per_document < 1:
-            problems.append("--eval_fraction sets aside role-rewritten questions: it needs --personas_per_document >= 1")
+        if self.eval_fraction > 0 and self.personas_per_document < 1 and self.wh_spans_per_fact < 1:
+            problems.append("--eval_fraction sets aside rewritten or rule-made questions: it needs "
+                            "--personas_per_document >= 1 or --wh_spans_per_fact >= 1")
         if not 0 <= self.grounding_threshold <= 1:
             problems.append("--grounding_threshold must be in [0, 1]")
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:

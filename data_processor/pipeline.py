@@ -107,12 +107,17 @@ def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
 
 
 def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items) -> None:
-    """Rows of one wave: each QA pair as generated, then its role rewrites; with ``--eval_fraction``
-    one rewrite per pair of a sampled fact goes to the eval file instead. Then the rows made by rule
-    (always training: they restate the facts, which is what the held-out rewrites ask about)."""
+    """Rows of one wave: each QA pair as generated, then its role rewrites; then the rows made by rule.
+
+    With ``--eval_fraction``, a sampled fact gives held-out questions to the eval file instead: one
+    persona rewrite per QA pair, or, for a fact without rewrites, the rule-made questions about its
+    first asked span (both forms). Every other row of the fact stays in training: the held-out
+    question asks for a fact the model was taught in other words.
+    """
     by_pair: dict[int, list] = {}
     for rw in rewrites:
         by_pair.setdefault(rw.pair_index, []).append(rw)
+    held_out_facts = set()
     for pi, p in enumerate(pairs):
         f = p.fact
         common = dict(answer=p.answer, fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
@@ -120,15 +125,24 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items)
         pick = None
         if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
             pick = int(row_id(p.question, p.answer), 16) % len(variants)
+            held_out_facts.add(f.text)
         out.add_train(train_row(question=p.question, role="", **common))
         for j, rw in enumerate(variants):
             if j == pick:
                 out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
             else:
                 out.add_train(train_row(question=rw.question, role=rw.role, **common))
+    asked: dict[str, str] = {}  # fact -> the span whose questions are held out
     for item in rule_items:
-        out.add_train(train_row(question=item.question, answer=item.answer, fact=item.fact, theme=item.theme,
-                                role=item.kind, file_name=item.doc_name, chunk_id=item.chunk_id))
+        common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
+                      chunk_id=item.chunk_id)
+        if (item.kind == "wh" and item.fact not in held_out_facts
+                and is_eval_fact(cfg.seed, item.chunk_id, item.fact, cfg.eval_fraction)
+                and asked.setdefault(item.fact, item.span) == item.span):
+            out.add_eval(eval_row(question=item.question, role=item.kind, train_question="", answers=[item.span],
+                                  **common))
+        else:
+            out.add_train(train_row(question=item.question, role=item.kind, **common))
 
 
 def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> RunSummary:
@@ -239,8 +253,9 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
         max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
         answer_with_fact=cfg.answer_with_fact, answer_states_fact=cfg.answer_states_fact,
     ))
+    personas = cfg.personas_per_document if pairs else 0  # no question to rewrite: no persona to ask for
     roles_by_doc = summary.add(roles.STAGE, roles.run(llm, doc_theme, templates["roles"], fallback_roles,
-                                                      amount=cfg.personas_per_document, max_repairs=cfg.max_repairs))
+                                                      amount=personas, max_repairs=cfg.max_repairs))
     rewrites = summary.add(diversify.STAGE, diversify.run(
         llm, pairs, roles_by_doc, templates["diversify"], max_repairs=cfg.max_repairs, chunk_text=chunk_text_by_id,
         grounding_threshold=cfg.grounding_threshold))

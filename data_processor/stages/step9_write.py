@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..parsing import normalize
+from ..rules import find_spans
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +192,17 @@ def train_row(*, question: str, answer: str, fact: str, theme: str, role: str, f
 
 
 def eval_row(*, question: str, answer: str, fact: str, theme: str, role: str, file_name: str, chunk_id: str,
-             train_question: str) -> dict:
+             train_question: str, answers: list[str] | None = None) -> dict:
+    """A held-out question. ``answers`` (what a reply must contain) defaults to the names, numbers and dates
+    of ``answer`` that the question does not already give, else the whole answer."""
+    if answers is None:
+        given = question.lower()
+        answers = [s.text(answer) for s in find_spans(answer) if s.text(answer).lower() not in given] or [answer]
     return {
         "id": row_id("eval", file_name, chunk_id, fact, role, question, answer),
         "question": question,
-        "answers": [answer],
+        "answers": answers,
+        "answer": answer,
         "fact": fact,
         "theme": theme,
         "role": role,

@@ -203,3 +203,20 @@ def test_unwritable_output_is_a_clean_error(collect, docs_dir, tmp_path, caplog)
     with caplog.at_level(logging.ERROR):
         rc, _ = collect(*_flags(docs_dir, tmp_path / "a_file" / "qa.jsonl"))
     assert rc == 2 and "cannot write" in caplog.text
+
+
+def test_rule_rows_alone_and_their_held_out_questions(collect, docs_dir, tmp_path):
+    """No generator-written QA: the rule-made rows train, and a sampled fact's questions about one span
+    go to the eval file with that span as the answer, never to training."""
+    rc, backend = collect("--data_path", str(docs_dir), "--save_path", str(tmp_path / "r.jsonl"),
+                          "--qa_amount_per_fact", "0", "--personas_per_document", "0", "--wh_spans_per_fact", "3",
+                          "--resolve_pronouns", "true", "--passages_per_chunk", "1", "--eval_fraction", "0.5")
+    assert rc == 0
+    assert {desc for desc, _ in backend.batches} <= {"theme", "facts", "theme-repair1", "facts-repair1"}
+    rows, held = read_jsonl(tmp_path / "r.jsonl"), read_jsonl(tmp_path / "r.eval.jsonl")
+    assert {r["role"] for r in rows} == {"cloze", "wh", "passage"} and held
+    train_questions = {r["conversations"][0]["value"] for r in rows}
+    for e in held:
+        assert e["question"] not in train_questions and e["role"] == "wh"
+        assert len(e["answers"]) == 1 and e["answers"][0] in e["fact"] and e["answers"][0] not in e["question"]
+        assert any(r["fact"] == e["fact"] for r in rows)  # the fact itself is still taught
