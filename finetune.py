@@ -18,6 +18,7 @@ import sys
 import time
 
 import torch
+from transformers import set_seed
 
 if not torch.cuda.is_available():
     # DeepSpeed otherwise guesses its accelerator (and warns); on CPU hosts it must use its CPU one.
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     elif resume and not os.path.isfile(os.path.join(resume, "trainer_state.json")):
         logger.error("%s is not a complete checkpoint (no trainer_state.json)", resume)
         return EXIT_USER_ERROR
+    # Seed before the LoRA weights are drawn (the Trainer seeds only later, in its constructor): the same
+    # --seed then gives the same run, and different seeds differ in initialisation as well as data order.
+    set_seed(args.seed)
     model = load_model(model_args, lora_args, args, tokenizer)
 
     losses = LossRecorderCallback(os.path.join(args.loss_dir, f"{args.run_name}.npy"))

@@ -157,7 +157,12 @@ class CollectConfig:
 
     @property
     def eval_path(self) -> Path | None:
-        return self.output_path.with_name(self.output_path.stem + ".eval.jsonl") if self.eval_fraction > 0 else None
+        return self.held_out_path if self.eval_fraction > 0 else None
+
+    @property
+    def held_out_path(self) -> Path:
+        """Where held-out questions go when there are any (``<stem>.eval.jsonl``)."""
+        return self.output_path.with_name(self.output_path.stem + ".eval.jsonl")
 
     @property
     def summary_path(self) -> Path:

@@ -130,3 +130,32 @@ def test_resume_after_kill_continues_the_loss_file(tmp_path, tiny_model_dir):
     assert curve.shape == (total,)
     np.testing.assert_allclose(curve, [loss for _, loss in logged], rtol=1e-6)  # step k's loss at index k-1
     np.testing.assert_allclose(curve[: len(saved)], saved)  # the history before the kill is kept as it was
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_nodes_of_one_process_train_like_one_node_of_two(tmp_path, tiny_model_dir):
+    """Multi-node torchrun, simulated on localhost: 2 nodes x 1 process (NNODES=2, NODE_RANK 0/1, one
+    MASTER_ADDR/PORT) train to the same per-step losses as 1 node x 2 processes (within float noise)."""
+    data = make_data(tmp_path / "qa.jsonl", 32)
+
+    def args(out, losses, nproc):
+        return ["-m", str(tiny_model_dir), "-d", str(data), "-o", str(out), "--recipe", "none", "--nproc", nproc,
+                "--", "--max_steps", "4", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
+                "--use_wandb", "False", "--loss_dir", str(losses), "--save_strategy", "no", "--disable_tqdm", "True",
+                "--seed", "5"]
+
+    single = run_launcher(args(tmp_path / "one", tmp_path / "l1", "2"), OMP_NUM_THREADS="1")
+    assert single.returncode == 0, (single.stdout + single.stderr)[-4000:]
+    port = str(free_port())
+    nodes = [subprocess.Popen(["bash", str(LAUNCHER), *args(tmp_path / f"node{rank}", tmp_path / f"l2_{rank}", "1")],
+                              cwd=ROOT, env=env(NNODES="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                                                MASTER_PORT=port, OMP_NUM_THREADS="1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert "--nnodes 2" in logs[0] and "--node_rank 1" in logs[1]
+    two_nodes = np.load(tmp_path / "l2_0" / "qa.npy")  # written by global rank 0, on node 0
+    assert not (tmp_path / "l2_1").exists()
+    np.testing.assert_allclose(two_nodes, np.load(tmp_path / "l1" / "qa.npy"), rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "node0" / "train_summary.json").read_text())["world_size"] == 2

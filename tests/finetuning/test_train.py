@@ -140,3 +140,18 @@ def test_merge_lora_matches_the_adapter(tmp_path, tiny_model_dir):
         merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)(input_ids=ids).logits
     torch.testing.assert_close(merged, expected, atol=1e-4, rtol=1e-4)
     assert merge_main(["--adapter", str(tmp_path / "nothing"), "--output", str(tmp_path / "m2")]) == 2
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_another(tmp_path, tiny_model_dir):
+    """--seed must control the LoRA initialisation too (drawn before the Trainer exists), not only the data order."""
+    data = make_data(tmp_path / "qa.jsonl", 16)
+
+    def curve(name, seed):
+        rc = finetune.main(base_args(tiny_model_dir, data, tmp_path / name, tmp_path / name, "--max_steps", "3",
+                                     "--seed", seed, "--run_name", "r"))
+        assert rc == 0
+        return np.load(tmp_path / name / "r.npy")
+
+    first, again, other = curve("a", "11"), curve("b", "11"), curve("c", "12")
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first[1:], other[1:])
