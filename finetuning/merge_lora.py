@@ -2,10 +2,13 @@
 
     python -m finetuning.merge_lora --adapter output/qa_pairs --output output/qa_pairs-merged
     python -m finetuning.merge_lora --adapter ADAPTER --base default --dtype bfloat16 --output DIR
+    python -m finetuning.merge_lora --adapter ADAPTER --output DIR --gguf [q8_0|f16|f32]   # + DIR/model-q8_0.gguf
 
 The base defaults to the one recorded in the adapter's adapter_config.json. The merged model and the
 adapter's tokenizer (with its pad token and chat template) are written to a temporary sibling folder
-and renamed into place, so an interrupted merge never leaves a half-written checkpoint.
+and renamed into place, so an interrupted merge never leaves a half-written checkpoint. ``--gguf`` also
+converts the merged folder to GGUF for llama.cpp with llama.cpp's own converter (finetuning/export.py,
+which has the round-trip check, the GGUF LoRA and the stamps; this flag is a shortcut to its conversion).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from finetuning.export import GGUF_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,9 @@ class MergeArguments:
     base: str | None = field(default=None, metadata={
         "help": "Base model ('default', folder or hub id); default: from the adapter."})
     dtype: str = field(default="float32", metadata={"choices": list(DTYPES), "help": "Dtype of the merged weights."})
+    gguf: str | None = field(default=None, metadata={
+        "nargs": "?", "const": "q8_0", "choices": list(GGUF_TYPES),
+        "help": "Also write OUTPUT/model-<type>.gguf for llama.cpp (bare --gguf: q8_0); see finetuning/export.py."})
 
 
 def merge_lora(adapter: str | Path, output: str | Path, base: str | None = None, dtype: str = "float32") -> Path:
@@ -72,12 +80,18 @@ def parse_args(argv: list[str] | None = None) -> MergeArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Merge as the flags say; print the merged folder. Exit 0, or 2 when the adapter folder is not one."""
+    """Merge as the flags say; print the merged folder (and the GGUF). Exit 0, or 2 when the adapter folder
+    is not one or the GGUF conversion failed."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from finetuning.export import ExportError, convert_model, gguf_name
+
     try:
-        print(merge_lora(args.adapter, args.output, args.base, args.dtype))
-    except FileNotFoundError as exc:
+        merged = merge_lora(args.adapter, args.output, args.base, args.dtype)
+        print(merged)
+        if args.gguf:
+            print(convert_model(merged, merged / gguf_name("model", args.gguf), args.gguf))
+    except (FileNotFoundError, ExportError) as exc:
         logger.error("%s", exc)
         return 2
     return 0
