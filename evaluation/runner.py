@@ -8,6 +8,7 @@ template, and scores the replies (evaluation/scoring.py; headline: alias-contain
     python evaluate.py --qa_file examples/eval_qa.jsonl,held_out.jsonl --adapters a1 lora2=a2
     python evaluate.py --control_file none --judge_model_type api --judge_model gpt-4o-mini \
         --judge_api_base https://api.openai.com/v1
+    python evaluate.py --served updated=http://127.0.0.1:8080/v1,updated   # a served model (llama.cpp, vLLM, ...)
 
 Writes to --output_dir: results.json (all scores and replies), report.md (summary + flipped
 questions) and predictions/ (one cached file per model and set; a re-run with the same model,
@@ -52,6 +53,15 @@ class EvalArguments:
         "help": "Updated models to compare with the base: PEFT adapter folders (each merged into its own copy "
                 "of the base before generating) or merged model folders. 'LABEL=PATH' names the column; "
                 "otherwise the folder name."})
+    served: list[str] = field(default_factory=list, metadata={
+        "action": "extend",
+        "help": "Served models to compare with the base: 'LABEL=URL[,MODEL]' for any OpenAI-compatible chat "
+                "completions server (llama.cpp, vLLM, Ollama, a hosted API), asked through the collector's api "
+                "backend (its retries, rate limit and key handling; --served_kwargs). MODEL defaults to the "
+                "only model the server lists."})
+    served_kwargs: str | None = field(default=None, metadata={
+        "help": "api backend arguments for the served models as JSON, e.g. "
+                "'{\"api_key_env\": \"MY_KEY\", \"requests_per_minute\": 60, \"max_concurrency\": 4}'."})
     batch_size: int = field(default=32, metadata={"help": "Questions per generate() call."})
     max_new_tokens: int = field(default=48, metadata={
         "help": "Reply length cap. Short facts need few tokens; longer replies make alias matches by chance "
@@ -86,6 +96,16 @@ class EvalArguments:
             raise ValueError("--batch_size and --max_new_tokens must be >= 1, --max_questions >= 0")
         if self.judge_model_type is not None and self.judge_model_type not in ("api", "hf", "vllm"):
             raise ValueError(f"--judge_model_type must be api, hf or vllm, not {self.judge_model_type!r}")
+        for item in self.served:
+            label, sep, url = item.partition("=")
+            if not sep or not label.strip() or not url.split(",")[0].strip().startswith(("http://", "https://")):
+                raise ValueError(f"--served {item!r}: expected LABEL=URL[,MODEL] with an http(s) URL")
+        if self.served_kwargs:
+            try:
+                if not isinstance(json.loads(self.served_kwargs), dict):
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"--served_kwargs must be a JSON object, not {self.served_kwargs!r}") from None
 
 
 @dataclass
@@ -93,9 +113,10 @@ class ModelSpec:
     """One column of the comparison."""
 
     label: str
-    model: str  # base model name/path, or the merged model folder
+    model: str  # base model name/path, the merged model folder, or the served model's base URL
     adapter: str | None = None  # PEFT adapter applied to the base
-    kind: str = "base"  # base | adapter | merged
+    kind: str = "base"  # base | adapter | merged | served
+    api_model: str | None = None  # served: the model name the server is asked for (None: the one it lists)
 
 
 @dataclass
@@ -171,13 +192,18 @@ def model_specs(args: EvalArguments) -> list[ModelSpec]:
         FileNotFoundError: for an adapter path that is neither a PEFT adapter nor a model folder.
     """
     specs = [ModelSpec(BASE_LABEL, args.model_name_or_path)]
+
+    def unique(label: str) -> str:
+        base_label, k = label, 2
+        while label in {s.label for s in specs}:
+            label, k = f"{base_label}_{k}", k + 1
+        return label
+
     for item in args.adapters:
         label, sep, path = item.partition("=")
         if not sep:
             label, path = Path(item.rstrip("/")).name, item
-        base_label, k = label, 2
-        while label in {s.label for s in specs}:
-            label, k = f"{base_label}_{k}", k + 1
+        label = unique(label)
         p = Path(path)
         if (p / "adapter_config.json").is_file():
             specs.append(ModelSpec(label, args.model_name_or_path, adapter=str(p), kind="adapter"))
@@ -185,12 +211,22 @@ def model_specs(args: EvalArguments) -> list[ModelSpec]:
             specs.append(ModelSpec(label, str(p), kind="merged"))
         else:
             raise FileNotFoundError(f"{path}: neither a PEFT adapter (adapter_config.json) nor a model folder (config.json)")
+    for item in args.served:
+        label, _, rest = item.partition("=")
+        url, _, name = rest.partition(",")
+        specs.append(ModelSpec(unique(label.strip()), url.strip().rstrip("/"), kind="served",
+                               api_model=name.strip() or None))
     return specs
 
 
 # -- generation ------------------------------------------------------------------------------------
 def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments) -> dict:
-    """Everything that determines the replies of one model on one set (the cache's stamp)."""
+    """Everything that determines the replies of one model on one set (the cache's stamp). A served model
+    is known by its URL and model name only (greedy, so the same server gives the same replies); after
+    restarting a server on other weights, use another label or --overwrite."""
+    if spec.kind == "served":
+        return {"served": spec.model, "api_model": spec.api_model, "questions": [q["question"] for q in questions],
+                "max_new_tokens": args.max_new_tokens, "system_prompt": args.system_prompt, "temperature": 0.0}
     return {
         "model": spec.model, "adapter": spec.adapter, "weights": weights_stamp(spec.adapter or spec.model),
         "questions": [q["question"] for q in questions], "max_new_tokens": args.max_new_tokens,
@@ -201,13 +237,44 @@ def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments) 
 def build_backend(spec: ModelSpec, args: EvalArguments):
     """The generator of one column: the base model; a PEFT adapter merged into its own copy of the base
     (so the updated model generates as fast as the base, and the base column never sees a LoRA layer);
-    or a merged model folder."""
+    or a merged model folder; or, for a served model, the collector's api backend."""
+    if spec.kind == "served":
+        return _served_backend(spec, args)
     from data_processor.backends.hf import HFBackend
 
     common = dict(batch_size=args.batch_size, dtype=args.dtype, workers=args.cpu_workers, show_progress=True)
     if spec.kind == "adapter":
         return HFBackend(args.model_name_or_path, adapter_path=spec.adapter, merge_adapter=True, **common)
     return HFBackend(spec.model, **common)
+
+
+def _served_backend(spec: ModelSpec, args: EvalArguments):
+    """The collector's api backend on ``spec``'s server. Without a model name, the server is asked for
+    its models (``GET /models``) and the only one is used; the name is not written into ``spec``, so the
+    cache key stays "this URL's only model" and a re-run reuses the replies without the server."""
+    from data_processor.backends import build_backend as build_llm_backend
+    from data_processor.backends.base import BackendError
+
+    kwargs = json.loads(args.served_kwargs) if args.served_kwargs else {}
+    backend = build_llm_backend("api", api_base=spec.model, show_progress=True,
+                                **({"api_model": spec.api_model} if spec.api_model else {}), **kwargs)
+    if not spec.api_model:
+        try:
+            backend.load()
+            ids = [m.id for m in backend.client.models.list()]
+        except BackendError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection refused, HTTP errors, ...: all say the same
+            backend.close()
+            raise BackendError(f"--served {spec.label}={spec.model}: cannot list its models ({type(exc).__name__}: "
+                               f"{exc}); is the server running?") from None
+        if len(ids) != 1:
+            backend.close()
+            raise BackendError(f"--served {spec.label}={spec.model}: the server lists {ids or 'no models'}; "
+                               f"name one: {spec.label}={spec.model},MODEL")
+        backend.api_model = ids[0]
+        logger.info("%s: %s serves model %r", spec.label, spec.model, ids[0])
+    return backend
 
 
 def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path) -> dict:
@@ -353,11 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # __post_init__ validation
         logger.error("%s", exc)
         return 2
+    from data_processor.backends.base import BackendError
+
     try:
         run(args)
     except (DataFileError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 2
+    except BackendError as exc:  # a served model that cannot be reached or keeps failing
+        logger.error("%s", exc)
+        return 1
     return 0
 
 
