@@ -1,12 +1,21 @@
-"""Benchmarks: their pure parts and flags, and --quick runs of bench_finetune and bench_collect on the tiny model."""
+"""Benchmarks: their pure parts and flags, the collection corpus, the background load, llama-server's command
+line and build, and --quick runs of bench_finetune and bench_collect on the tiny model."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
 
+import pytest
 import torch
 
-from benchmarks import bench_collect, bench_finetune, bench_llama_build
+from benchmarks import background_load, bench_collect, bench_finetune, bench_llama_build, collect_corpus
 from data_processor.backends.base import LLMBackend, SamplingConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ bench_finetune: pure parts
@@ -102,16 +111,20 @@ def test_bench_finetune_quick_on_the_tiny_model(tiny_model_dir, tmp_path, capsys
 
 # ------------------------------------------------------------------ bench_collect
 class _Echo(LLMBackend):
-    """Answers each prompt with its last message; counts generate() calls and closes."""
+    """Answers each prompt with its last message; counts generate() calls, 3 tokens per reply."""
 
     def __init__(self):
         super().__init__()
-        self.model_id, self.generate_lists, self.closed = "echo", [], False
+        self.model_id, self.generate_lists, self.closed, self.batch_size, self.seen_batch = "echo", [], False, 4, []
 
     def generate(self, chats, sampling, *, on_result=None, desc="generate"):
         self.generate_lists.append(len(chats))
+        self.seen_batch.append(self.batch_size)
         self.stats.calls += len(chats)
         self.stats.completion_tokens += 3 * len(chats)
+        if on_result is not None:
+            for i, c in enumerate(chats):
+                on_result(i, c[-1]["content"])
         return [c[-1]["content"] for c in chats]
 
     def close(self):
@@ -127,47 +140,139 @@ def test_bench_backend_sequential_sends_one_prompt_per_generate():
     inner.stats.calls = 100  # from an earlier run: must not count in this one
     seen = []
     wrapped = bench_collect.BenchBackend(inner, sequential=True)
-    out = wrapped.generate(_chats(5), SamplingConfig(), on_result=lambda i, t: seen.append((i, t)))
+    out = wrapped.generate(_chats(5), SamplingConfig(), on_result=lambda i, t: seen.append((i, t)), desc="facts")
     assert out == [f"q{i}" for i in range(5)] and seen == list(enumerate(out))
     assert inner.generate_lists == [1] * 5 and wrapped.generate_calls == 5
     assert wrapped.stats.calls == 5 and wrapped.stats.completion_tokens == 15
+    assert [(c["desc"], c["prompts"], c["completion_tokens"]) for c in wrapped.calls] == [("facts", 5, 15)]
     wrapped.close()
-    assert not inner.closed  # the shared model stays loaded for the next variant
+    assert not inner.closed  # the shared model stays loaded for the next job
 
 
-def test_bench_backend_batched_passes_the_whole_list():
+def test_bench_backend_batched_passes_the_whole_list_at_its_batch_size():
     inner = _Echo()
-    wrapped = bench_collect.BenchBackend(inner, sequential=False)
+    wrapped = bench_collect.BenchBackend(inner, sequential=False, batch_size=16)
     assert wrapped.generate(_chats(7), SamplingConfig()) == [f"q{i}" for i in range(7)]
     assert inner.generate_lists == [7] and wrapped.generate_calls == 1
+    assert inner.seen_batch == [16] and inner.batch_size == 4  # set for the call, restored after
 
 
-def test_collect_summarise_ratios_per_round():
-    def run(rnd, v, qa, tok):
-        return {"round": rnd, "variant": v, "qa_per_min": qa, "gen_tok_s": tok, "llm_calls": 10, "qa_rows": 5,
-                "seconds": 1.0, "completion_tokens": 100}
+def test_bench_backend_budget_stops_before_the_next_call_and_keeps_what_it_did():
+    inner = _Echo()
+    wrapped = bench_collect.BenchBackend(inner, sequential=True, deadline=time.monotonic() + 3600)
+    wrapped.generate(_chats(2), SamplingConfig(), desc="theme")
+    wrapped.deadline = time.monotonic() - 1
+    with pytest.raises(bench_collect.BudgetExceeded):
+        wrapped.generate(_chats(2), SamplingConfig(), desc="facts")
+    assert wrapped.stats.completion_tokens == 6 and inner.generate_lists == [1, 1]
 
-    s = bench_collect.summarise([run(0, "sequential", 2, 10), run(0, "batched", 20, 80), run(0, "api", 10, 40),
-                                 run(1, "sequential", 1, 5), run(1, "batched", 10, 40), run(1, "api", 5, 20)])
-    assert s["b_over_a_qa_per_min"] == 10 and s["b_over_a_gen_tok_s"] == 8
-    assert s["b_over_c_qa_per_min"] == 2 and s["b_over_c_gen_tok_s"] == 2
+
+def test_bench_backend_keeps_each_stages_first_prompts_but_not_repairs():
+    wrapped = bench_collect.BenchBackend(_Echo(), sequential=False, keep_prompts=3)
+    greedy, hot = SamplingConfig(temperature=0.0, max_new_tokens=32), SamplingConfig(temperature=0.8)
+    wrapped.generate(_chats(5), greedy, desc="theme")
+    wrapped.generate(_chats(2), greedy, desc="theme-repair1")
+    wrapped.generate(_chats(2), hot, desc="diversify")
+    assert {k: (len(v[0]), v[1]) for k, v in wrapped.kept.items()} == {"theme": (3, greedy), "diversify": (2, hot)}
 
 
-def test_select_docs_takes_the_first_n_by_name(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("c.txt", "a.txt", "b.txt"):
-        (src / name).write_text(f"Document {name}. It has a sentence.\n")
-    assert bench_collect.select_docs(str(src), 2, tmp_path / "dst") == ["a.txt", "b.txt"]
-    assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == ["a.txt", "b.txt"]
+def test_stage_breakdown_counts_repairs_with_their_stage_and_underfilled_calls():
+    calls = [{"desc": "facts", "prompts": 64, "seconds": 10.0, "completion_tokens": 1000},
+             {"desc": "facts-repair1", "prompts": 5, "seconds": 2.0, "completion_tokens": 100},
+             {"desc": "qa", "prompts": 70, "seconds": 5.0, "completion_tokens": 500}]
+    b = bench_collect.stage_breakdown(calls, full_batch=64)
+    assert b["facts"]["calls"] == 2 and b["facts"]["prompts"] == 69 and b["facts"]["completion_tokens"] == 1100
+    assert b["facts"]["tok_s"] == 1100 / 12 and (b["facts"]["underfilled_calls"], b["facts"]["underfilled_seconds"]) == (1, 2.0)
+    assert b["qa"]["underfilled_calls"] == 0
+
+
+def test_weighted_reference_uses_the_runs_own_token_mix():
+    run = {"facts": {"completion_tokens": 900}, "qa": {"completion_tokens": 100}, "roles": {"completion_tokens": 0}}
+    ref = {"facts": {"tok_s": 90.0}, "qa": {"tok_s": 10.0}}
+    tok_s, cover = bench_collect.weighted_reference_tok_s(run, ref)
+    assert tok_s == 1000 / (10 + 10) and cover == 1.0  # 900 tokens in 10 s, 100 in 10 s
+    tok_s, cover = bench_collect.weighted_reference_tok_s(run, {"facts": {"tok_s": 90.0}})
+    assert tok_s == 90.0 and cover == 0.9
+    assert bench_collect.weighted_reference_tok_s(run, {}) == (None, 0.0)
+
+
+def _run(rnd, cond, job, tok, qa=None, status="complete", per_stage=None):
+    return {"round": rnd, "condition": cond, "job": job, "kind": bench_collect.KIND[job], "status": status,
+            "gen_tok_s": tok, "qa_per_min": qa, "seconds": 10.0, "completion_tokens": 10 * tok,
+            "per_stage": per_stage or {}}
+
+
+def test_collect_summarise_forms_ratios_within_each_round_and_judges_targets():
+    b_stages = {"facts": {"completion_tokens": 1000}}
+    runs = []
+    for rnd, slow in ((0, 1), (1, 2)):  # round 1 ran on a machine twice as busy: per-round ratios hold
+        runs += [_run(rnd, "idle", "sequential", 10 / slow, 2 / slow), _run(rnd, "idle", "collector", 60 / slow, 10 / slow,
+                                                                            per_stage=b_stages),
+                 _run(rnd, "idle", "llama_server", 50 / slow, 9 / slow),
+                 _run(rnd, "idle", "model_workers", 999, per_stage={"facts": {"tok_s": 100 / slow}}),
+                 _run(rnd, "idle", "replay_default", 40 / slow), _run(rnd, "idle", "eval_default", 40 / slow),
+                 _run(rnd, "loaded", "collector", 45 / slow, 7.5 / slow, per_stage=b_stages),
+                 _run(rnd, "loaded", "sequential", 1 / slow, status="budget"),
+                 _run(rnd, "loaded", "replay_default", 10 / slow), _run(rnd, "loaded", "eval_default", 30 / slow)]
+    s = bench_collect.summarise(runs)
+    r = s["ratios"]
+    assert r["b_over_a_qa"]["values"] == [5.0, 5.0] and r["b_over_a_qa"]["result"] == "PASS"
+    assert r["b_over_c_tok"]["values"] == [1.2, 1.2] and r["b_over_c_tok"]["result"] == "PASS"
+    assert r["b_over_model_workers"]["values"] == [0.6, 0.6] and r["b_over_model_workers"]["result"] == "MISS"
+    assert r["b_loaded_qa"]["values"] == [0.75, 0.75] and r["b_loaded_qa"]["result"] == "PASS"
+    assert r["replay_default_loaded"]["result"] == "MISS" and r["eval_default_loaded"]["result"] == "PASS"
+    assert r["a_loaded_tok"]["values"] == [0.1, 0.1]  # a budget-stopped run's tok/s still counts ...
+    assert "b_over_a_qa_loaded" not in r  # ... its QA/min does not; an info ratio with no value is left out
+    assert r["b_over_a_tok"]["result"] == "info" and "b_over_model_inproc" not in r
+    assert s["jobs"]["loaded"]["sequential"]["status"] == "budget"
+    assert s["jobs"]["idle"]["collector"]["gen_tok_s"] == 45.0  # median of 60 and 30
+
+
+def test_collect_summarise_reports_a_target_it_could_not_measure():
+    s = bench_collect.summarise([_run(0, "idle", "collector", 60, 10),
+                                 {"round": 0, "condition": "idle", "job": "sequential", "status": "failed: boom"}])
+    assert s["ratios"]["b_over_a_qa"]["result"] == "not measured"
+    assert s["jobs"]["idle"]["sequential"] == {"status": "failed: boom"}
+    table = bench_collect.ratio_table(s)
+    assert table.splitlines()[0].split()[:2] == ["ratio", "measured"] and "not measured" in table
+
+
+def test_collect_miss_notes_give_measured_reasons():
+    b_stages = {"facts": {"completion_tokens": 600, "seconds": 20.0, "underfilled_seconds": 4.0}}
+    b = {**_run(0, "idle", "collector", 20, 5, per_stage=b_stages), "seconds": 30.0, "gen_seconds": 20.0,
+         "outside_seconds": 10.0, "completion_tokens": 600, "full_batch": 64}
+    runs = [_run(0, "idle", "sequential", 10, 2.5), b,
+            _run(0, "idle", "model_workers", 40, per_stage={"facts": {"tok_s": 40.0}})]
+    report = {"runs": runs, "server": {}, "background_load": {"cpu": 1, "cpu_share": 0.99}}
+    s = bench_collect.summarise(runs)
+    notes = bench_collect.miss_notes(report, s)
+    assert len(notes) == 2  # b/a (2x < 4) and b/bare model (0.5 < 0.7)
+    assert "4.0x the tokens/s" in notes[0]
+    assert "10 s of 30 s (33%) outside generate()" in notes[1] and "75% of the bare model's 40.0" in notes[1]
+
+
+def test_collect_flags_selection_and_job_order():
+    args = bench_collect.parse_args(["--variants", "llama_server,collector,sequential", "--conditions", "loaded,idle"])
+    variants, conditions = bench_collect.selected(args)
+    assert conditions == ["idle", "loaded"]  # idle first: each loaded block has its idle partner before it
+    jobs = bench_collect.block_jobs(variants, references=True, workloads=True)
+    assert jobs[:3] == ["sequential", "collector", "llama_server"]
+    assert jobs.index("model_workers") > jobs.index("collector")  # the references replay (b)'s prompts
+    assert jobs[-4:] == list(bench_collect.WORKLOADS)
+    assert bench_collect.block_jobs(["collector"], references=False, workloads=False) == ["collector"]
+    for bad in (["--variants", "sequential"], ["--variants", "collector,turbo"], ["--conditions", "busy"]):
+        with pytest.raises(ValueError):
+            bench_collect.selected(bench_collect.parse_args(bad))
+    assert bench_collect.main(["--variants", "sequential"]) == 2
 
 
 def test_quick_mode_limits_documents_and_prompts():
     args = bench_collect.parse_args(["--quick", "--", "--batch_size", "8"])
-    assert args.max_docs == 1
+    assert (args.num_docs, args.replay_prompts, args.eval_questions) == (2, 8, 8)
     assert args.collect_args[-2:] == ["--batch_size", "8"] and "--max_facts_per_chunk" in args.collect_args
-    plain = bench_collect.parse_args(["--max_docs", "3", "--quick", "False"])
-    assert plain.max_docs == 3 and plain.collect_args == [] and plain.variants == "sequential,batched,api"
+    plain = bench_collect.parse_args(["--num_docs", "20", "--quick", "False"])
+    assert plain.num_docs == 20 and plain.collect_args == [] and plain.variants == "sequential,collector,llama_server"
+    assert plain.conditions == "idle,loaded" and plain.server_parallel == 16 and len(plain.data_path) == 2
 
 
 def test_quick_collect_args_are_collector_flags():
@@ -177,25 +282,278 @@ def test_quick_collect_args_are_collector_flags():
     assert (cfg.max_facts_per_chunk, cfg.qa_amount_per_fact, cfg.personas_per_document) == (4, 1, 1)
 
 
-def test_collect_variants_table():
-    s = {"variants": {v: {"qa_rows": 5, "qa_per_min": 12.34, "gen_tok_s": 7.0, "llm_calls": 40, "seconds": 25}
-                      for v in ("sequential", "batched")}}
-    lines = bench_collect.variants_table(s).splitlines()
-    assert lines[0].split()[:3] == ["variant", "QA", "rows"] and set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[2].split() == ["sequential", "5", "12.3", "7.0", "40", "25"]
+def test_collect_jobs_table():
+    s = {"jobs": {"idle": {"sequential": {"status": "complete", "qa_rows": 5, "qa_per_min": 12.34, "gen_tok_s": 7.0,
+                                          "llm_calls": 40, "gen_seconds": 20, "outside_seconds": 5, "seconds": 25}}}}
+    lines = bench_collect.jobs_table(s, "idle").splitlines()
+    assert lines[0].split()[:3] == ["job", "status", "QA"] and set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["sequential", "complete", "5", "12.3", "7.0", "40", "20", "5", "25"]
 
 
-def test_bench_collect_sequential_vs_batched_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
-    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick", "--variants", "sequential,batched",
-                             "--output_dir", str(tmp_path), "--", "--max_new_tokens", "8"])
+# ------------------------------------------------------------------ the benchmark corpus
+def _write_sources(folder):
+    folder.mkdir()
+    (folder / "a_quillmere.txt").write_text(
+        "The Saltlight Festival of Quillmere\n\nThe festival began in 1847 on Quillmere, when Aldous Brannock "
+        "floated a lantern. Brannock was a fisherman from Port Ebbering.\n")
+    (folder / "b_kessa.txt").write_text("Kessa bread\n\nBakers in Tervane make kessa bread with rye. "
+                                        "Odile Faverant wrote about it in 1902.\n")
+    return folder
+
+
+def test_name_variant_differs_per_copy_and_keeps_case():
+    variants = [collect_corpus.name_variant("Quillmere", k) for k in range(1, 9)]
+    assert len(set(variants)) == 8 and "Quillmere" not in variants
+    assert all(v[0] == "Q" and v[1:].islower() for v in variants)
+    assert collect_corpus.name_variant("Quillmere", 0) == "Quillmere"
+
+
+def test_build_corpus_gives_n_distinct_documents_with_names_changed_per_copy(tmp_path):
+    src = _write_sources(tmp_path / "src")
+    recs = collect_corpus.build_corpus([src], 5, tmp_path / "corpus")
+    files = sorted((tmp_path / "corpus").iterdir())
+    assert len(recs) == len(files) == 5 and len({r["name"] for r in recs}) == 5
+    texts = [f.read_text() for f in files]
+    assert len(set(texts)) == 5
+    assert [r["copy"] for r in recs] == [0, 0, 1, 1, 2]
+    assert (tmp_path / "corpus" / "a_quillmere.txt").read_text() == (src / "a_quillmere.txt").read_text()
+    copy1 = (tmp_path / "corpus" / recs[2]["name"]).read_text()
+    new = collect_corpus.name_variant("Brannock", 1)
+    assert "Brannock" not in copy1 and copy1.count(new) == 2  # every occurrence, the same way
+    assert "1847" in copy1 and "festival" in copy1 and "The " in copy1  # only the names change
+    assert recs[2]["name"] == f"a_{collect_corpus.name_variant('quillmere', 1)}_c1.txt"
+    assert recs[2]["words"] == len(copy1.split()) and recs[2]["renamed"] >= 4
+
+
+def test_build_corpus_keeps_words_the_tokenizer_knows_whole(tmp_path, smollm2_tokenizer):
+    is_common = collect_corpus.common_word_test(smollm2_tokenizer)
+    assert is_common("Festival") and not is_common("Quillmere")
+    recs = collect_corpus.build_corpus([_write_sources(tmp_path / "src")], 3, tmp_path / "c", is_common=is_common)
+    copy1 = (tmp_path / "c" / recs[2]["name"]).read_text()
+    assert "Festival" in copy1 and "Quillmere" not in copy1
+
+
+def test_build_corpus_refuses_an_empty_source(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError):
+        collect_corpus.build_corpus([tmp_path / "empty"], 3, tmp_path / "c")
+
+
+# ------------------------------------------------------------------ the background load
+def test_background_load_starts_pinned_and_stops():
+    load = background_load.BackgroundLoad()
+    with load:
+        assert load.running and load.pid
+        if hasattr(os, "sched_getaffinity"):
+            assert load.cpu == max(os.sched_getaffinity(0))
+            deadline = time.monotonic() + 10
+            while os.sched_getaffinity(load.pid) != {load.cpu} and time.monotonic() < deadline:
+                time.sleep(0.05)  # the child pins itself as it starts
+            assert os.sched_getaffinity(load.pid) == {load.cpu}
+        time.sleep(0.3)
+    assert not load.running and load.proc.returncode is not None
+    if load.cpu_share is not None:
+        assert load.cpu_share > 0
+    load.stop()  # stopping twice is harmless
+
+
+# ------------------------------------------------------------------ llama.cpp's llama-server
+def test_llama_cpp_server_command_has_slots_continuous_batching_and_threads(tmp_path):
+    from utils.llama_server import LlamaCppServer, LlamaServer
+
+    server = LlamaCppServer("m.gguf", tmp_path / "log", binary="/opt/llama-server", parallel=8, threads=2, n_ctx=1024,
+                            port=1234, alias="smol")
+    cmd = server.command()
+    assert cmd[0] == "/opt/llama-server" and cmd[cmd.index("--model") + 1] == "m.gguf"
+
+    def flag(name):
+        return cmd[cmd.index(name) + 1]
+
+    assert flag("--parallel") == "8" and "--cont-batching" in cmd
+    assert flag("--threads") == flag("--threads-batch") == "2"
+    assert flag("--ctx-size") == str(8 * 1024)  # llama-server splits it among the slots: 1024 each
+    assert flag("--port") == "1234" and flag("--alias") == "smol" and server.base_url == "http://127.0.0.1:1234/v1"
+    off = LlamaCppServer("m.gguf", tmp_path / "log", binary="x", cont_batching=False, extra_args=["--no-warmup"]).command()
+    assert "--no-cont-batching" in off and off[-1] == "--no-warmup" and "--threads" not in off
+    # the Python server's command is what it was
+    assert LlamaServer("m.gguf", tmp_path / "log", port=5, threads=3).command()[1:3] == ["-m", "llama_cpp.server"]
+
+
+def _fake_server(path, body):
+    """An executable that takes llama-server's flags and runs ``body`` (a stand-in binary for start/stop tests)."""
+    path.write_text(f"#!{sys.executable}\nimport sys\nport = int(sys.argv[sys.argv.index('--port') + 1])\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+def test_llama_cpp_server_starts_waits_for_the_models_route_and_stops(tmp_path):
+    from utils.llama_server import LlamaCppServer
+
+    binary = _fake_server(tmp_path / "llama-server", (
+        "import http.server\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200 if self.path == '/v1/models' else 404)\n"
+        "        self.end_headers()\n"
+        "    def log_message(self, *a):\n"
+        "        pass\n"
+        "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"))
+    with LlamaCppServer("m.gguf", tmp_path / "log", binary=binary, parallel=4, start_timeout=60) as server:
+        server.check_alive()
+        proc = server.proc
+    assert proc.poll() is not None  # stopped on exit
+
+
+def test_bench_collect_stops_cleanly_when_llama_server_dies(tiny_model_dir, tmp_path, capsys):
+    binary = _fake_server(tmp_path / "llama-server", "sys.exit(3)\n")
+    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--variants", "collector,llama_server",
+                             "--num_docs", "1", "--server_binary", str(binary), "--gguf", str(tmp_path / "m.gguf"),
+                             "--output_dir", str(tmp_path / "out")])
+    assert rc == 2 and "llama-server exited with 3" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert report["server"]["command"][0] == str(binary) and report["runs"] == []
+    assert report["status"].startswith("llama-server failed")
+
+
+def test_llama_cpp_server_without_a_build_says_how_to_build(tmp_path, monkeypatch):
+    from utils import llama_server
+
+    monkeypatch.setenv(llama_server.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="python -m utils.llama_server"):
+        llama_server.LlamaCppServer("m.gguf", tmp_path / "log")
+
+
+def test_find_llama_server_wants_the_same_build_flags(tmp_path, monkeypatch):
+    from utils import llama_server
+
+    monkeypatch.setenv(llama_server.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(llama_server.CMAKE_ARGS_ENV, raising=False)
+    folder = llama_server.server_cache_dir("9.9.9")
+    assert folder == tmp_path / "9.9.9" and llama_server.find_llama_server("9.9.9") is None
+    folder.mkdir()
+    binary = folder / "llama-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (folder / "build.json").write_text(json.dumps({"flags": llama_server.portable_cmake_args()}))
+    assert llama_server.find_llama_server("9.9.9") == binary
+    monkeypatch.setenv(llama_server.CMAKE_ARGS_ENV, "-DGGML_NATIVE=ON")  # other flags: build again
+    assert llama_server.find_llama_server("9.9.9") is None
+
+
+def test_llama_server_build_uses_the_pinned_version_and_portable_flags(monkeypatch):
+    import platform
+
+    from utils import llama_server
+
+    pin = re.search(r"llama-cpp-python\[server\]==(\S+)", (ROOT / "requirements-test.txt").read_text()).group(1)
+    assert llama_server.pinned_llama_cpp_version() == pin
+    monkeypatch.delenv(llama_server.CMAKE_ARGS_ENV, raising=False)
+    cmd = llama_server.cmake_command("/src/llama.cpp", "/tmp/build")
+    assert cmd[:5] == ["cmake", "-S", "/src/llama.cpp", "-B", "/tmp/build"]
+    assert "-DGGML_NATIVE=OFF" in cmd and "-DLLAMA_BUILD_SERVER=ON" in cmd and "-DBUILD_SHARED_LIBS=OFF" in cmd
+    if platform.machine() == "x86_64":  # shells/install.sh's _ku_llama_cmake_args
+        assert {"-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON"} <= set(cmd)
+    monkeypatch.setenv(llama_server.CMAKE_ARGS_ENV, "-DGGML_NATIVE=OFF -DGGML_AVX=ON")
+    assert llama_server.portable_cmake_args() == ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON"]
+
+
+def test_llama_server_build_refuses_a_folder_without_llama_cpp(tmp_path):
+    from utils.llama_server import _llama_cpp_dir
+
+    with pytest.raises(FileNotFoundError):
+        _llama_cpp_dir(tmp_path)
+    (tmp_path / "vendor" / "llama.cpp" / "tools" / "server").mkdir(parents=True)
+    (tmp_path / "vendor" / "llama.cpp" / "CMakeLists.txt").write_text("")
+    assert _llama_cpp_dir(tmp_path) == tmp_path / "vendor" / "llama.cpp"
+
+
+def test_build_llama_server_builds_from_an_sdist_once_and_caches_the_binary(tmp_path, monkeypatch):
+    import tarfile
+
+    from utils import llama_server
+
+    sdist_dir = tmp_path / "llama_cpp_python-9.9.9"
+    (sdist_dir / "vendor" / "llama.cpp" / "tools" / "server").mkdir(parents=True)
+    (sdist_dir / "vendor" / "llama.cpp" / "CMakeLists.txt").write_text("")
+    sdist = tmp_path / "llama_cpp_python-9.9.9.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        tf.add(sdist_dir, arcname=sdist_dir.name)
+    monkeypatch.setenv(llama_server.CACHE_ENV, str(tmp_path / "cache"))
+    commands = []
+
+    def fake_cmake(cmd, log, what):  # no compiler: the build step leaves a binary where cmake would
+        commands.append(cmd)
+        if "--build" in cmd:
+            binary = Path(cmd[cmd.index("--build") + 1]) / "bin" / "llama-server"
+            binary.parent.mkdir(parents=True)
+            binary.write_text("#!/bin/sh\n")
+            binary.chmod(0o755)
+
+    monkeypatch.setattr(llama_server, "_run_logged", fake_cmake)
+    flags = ["-DGGML_NATIVE=OFF"]
+    path = llama_server.build_llama_server("9.9.9", source=sdist, flags=flags)
+    assert path == tmp_path / "cache" / "9.9.9" / "llama-server" and os.access(path, os.X_OK)
+    configure, build = commands
+    assert configure[:3] == ["cmake", "-S", configure[2]] and configure[2].endswith("vendor/llama.cpp")
+    assert "-DGGML_NATIVE=OFF" in configure and build[build.index("--target") + 1] == "llama-server"
+    assert json.loads((path.parent / "build.json").read_text())["flags"] == flags
+    assert not [p for p in path.parent.iterdir() if p.name.startswith("build_")]  # the build tree is gone
+    assert llama_server.build_llama_server("9.9.9", source=sdist, flags=flags) == path and len(commands) == 2
+
+
+@pytest.mark.slow
+def test_llama_cpp_server_decodes_requests_in_parallel_slots(default_model_dir, tmp_path):
+    import urllib.request
+
+    from data_processor.backends import build_backend
+    from utils.default_model import default_gguf_path
+    from utils.llama_server import LlamaCppServer, find_llama_server
+
+    binary = find_llama_server()
+    if binary is None:
+        pytest.skip("llama-server is not built (python -m utils.llama_server)")
+    with LlamaCppServer(default_gguf_path(), tmp_path / "server.log", binary=binary, parallel=2, n_ctx=1024) as server:
+        with urllib.request.urlopen(server.base_url.removesuffix("/v1") + "/props", timeout=10) as r:
+            assert json.load(r)["total_slots"] == 2
+        api = build_backend("api", api_base=server.base_url, api_model=server.alias, max_concurrency=2,
+                            show_progress=False)
+        replies = api.generate([[{"role": "user", "content": f"Name a colour. ({i})"}] for i in range(4)],
+                               SamplingConfig(temperature=0.0, max_new_tokens=8))
+        server.check_alive()
+    assert len(replies) == 4 and all(replies) and api.stats.completion_tokens > 0
+
+
+@pytest.mark.slow
+def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, tmp_path, capsys):
+    # --threads 1: the one-process jobs do not stall beside the busy loop (the test's time, not its subject)
+    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick", "--variants", "sequential,collector",
+                             "--threads", "1", "--replay_prompts", "4", "--eval_questions", "4", "--replay_new_tokens", "8",
+                             "--eval_new_tokens", "8", "--output_dir", str(tmp_path), "--", "--max_new_tokens", "8"])
     assert rc == 0
     report = json.loads((tmp_path / "results.json").read_text())
-    seq, bat = (next(r for r in report["runs"] if r["variant"] == v) for v in ("sequential", "batched"))
+    assert len(report["corpus"]) == 2 and len(list((tmp_path / "docs").iterdir())) == 2
+    runs = {(r["condition"], r["job"]): r for r in report["runs"]}
+    jobs = ["sequential", "collector", *bench_collect.REFERENCES, *bench_collect.WORKLOADS]
+    assert set(runs) == {(c, j) for c in ("idle", "loaded") for j in jobs}
+    assert all(r["status"] == "complete" for r in runs.values()), [r["status"] for r in runs.values()]
+    seq, bat = runs["idle", "sequential"], runs["idle", "collector"]
     # Same documents, same pipeline, fresh caches: the same prompts reach the model either way ...
     assert seq["llm_calls"] == bat["llm_calls"] > 0 and seq["chunks"] == bat["chunks"]
     # ... one generate() per prompt unbatched, one per stage (and repair round) batched.
     assert seq["generate_calls"] == seq["llm_calls"] > bat["generate_calls"]
-    assert "batched / sequential: " in capsys.readouterr().out
+    assert bat["full_batch"] == report["workers"] * report["batch_size"]
+    ref = runs["idle", "model_workers"]
+    assert set(ref["per_stage"]) <= set(bat["per_stage"]) and ref["completion_tokens"] > 0
+    assert runs["idle", "replay_default"]["prompts"] == 4 and runs["idle", "eval_default"]["prompts"] == 4
+    ratios = report["summary"]["ratios"]
+    for key in ("b_over_a_qa", "b_over_model_workers", "b_loaded_qa", "replay_default_loaded", "eval_default_loaded"):
+        assert ratios[key]["result"] in ("PASS", "MISS") and len(ratios[key]["values"]) == 1
+    assert ratios["b_over_c_tok"]["result"] == "not measured"  # no llama-server variant here
+    assert report["background_load"]["cpu_share_per_block"] and report["load_after"]
+    # The ratio table comes last (then only the notes on missed targets), each target with a verdict.
+    last = capsys.readouterr().out.split("results ->")[-1].split("Ratios (formed within each round")[-1]
+    assert "collection (b)/(a) QA rows/min, idle" in last and "evaluation, default layout, loaded/idle" in last
+    assert re.search(r"\b(PASS|MISS)\b", last) and "collection (b) per stage" not in last
 
 
 def test_estimate_budget_counts_real_tokens_with_the_chat_template(smollm2_tokenizer, tmp_path):
