@@ -304,6 +304,11 @@ def run(args: QuickstartArguments) -> int:
                                                         [[t["stage"], f"{t['seconds']:.0f}", t["status"]]
                                                          for t in runner.timings]))
     runner.say(f"report: {plan.run / 'eval' / 'report.md'}  scores: {plan.run / 'eval' / 'results.json'}")
+    # The point of the run is a model to use: the one command that serves it (docs/serving.md).
+    model = shlex.quote(str(plan.adapter))
+    serve = (f"--adapter {model}" if (plan.adapter / "adapter_config.json").is_file()  # else --use_lora False
+             else f"--model {model} --output {shlex.quote(str(plan.adapter / 'gguf'))}")
+    runner.say(f"serve the updated model at http://127.0.0.1:8080/v1 (llama.cpp): python -m finetuning.serve {serve}")
     return 0
 
 
