@@ -5,12 +5,12 @@
     python -m finetuning.export --adapter ADAPTER --lora_gguf                  # + base-q8_0.gguf, adapter-q8_0.gguf
     python -m finetuning.export --model default --output out/base-gguf         # a plain model (e.g. the base)
 
-The adapter is merged into its base (float32, finetuning/merge_lora.py) and the merged folder is converted
-by llama.cpp's own ``convert_hf_to_gguf.py``: architecture metadata, tokenizer and chat template are
-written by the converter that llama.cpp maintains, not by us. ``--lora_gguf`` also writes the adapter as
-a GGUF LoRA (``convert_lora_to_gguf.py``) and the base as a GGUF, for ``llama-server -m base --lora
-adapter``. ``--check`` loads the GGUF with llama-cpp-python and compares its logits on a few chat prompts
-with the HF model's (fp32); see :data:`TOLERANCES`.
+The adapter is merged into its base (float32 unless --merge_dtype; finetuning/merge_lora.py) and the
+merged folder is converted by llama.cpp's own ``convert_hf_to_gguf.py``: architecture metadata, tokenizer
+and chat template are written by the converter that llama.cpp maintains, not by us. ``--lora_gguf`` also
+writes the adapter as a GGUF LoRA (``convert_lora_to_gguf.py``) and the base as a GGUF, for
+``llama-server -m base --lora adapter``. ``--check`` loads the GGUF with llama-cpp-python and compares its
+logits on a few chat prompts with the HF model's (fp32); see :data:`TOLERANCES`.
 
 The converter scripts are taken from the sdist of the llama-cpp-python version pinned in
 requirements-test.txt (the same llama.cpp that serves the file), downloaded once with pip; only the
@@ -335,7 +335,7 @@ def export_key(adapter: str | None, model: str, gguf_type: str, what: str) -> di
 
 def export_gguf(adapter: str | Path | None = None, output: str | Path | None = None, *, model: str | None = None,
                 base: str | None = None, gguf_type: str = "q8_0", lora_gguf: bool = False, check: bool = False,
-                force: bool = False) -> ExportResult:
+                force: bool = False, merge_dtype: str = "float32") -> ExportResult:
     """Write ``output/model-<type>.gguf`` for ``adapter`` merged into its base (or for the plain ``model``),
     plus ``Modelfile`` and, with ``lora_gguf``, ``base-<type>.gguf`` and ``adapter-<type>.gguf``.
 
@@ -366,7 +366,8 @@ def export_gguf(adapter: str | Path | None = None, output: str | Path | None = N
     output.mkdir(parents=True, exist_ok=True)
     log = output / "export.log"
     gguf = output / gguf_name("model", gguf_type)
-    key = export_key(str(adapter) if adapter else None, model_dir, gguf_type, "model")
+    key = {**export_key(str(adapter) if adapter else None, model_dir, gguf_type, "model"),
+           **({"merge_dtype": merge_dtype} if adapter is not None and merge_dtype != "float32" else {})}
     result = ExportResult(str(gguf), gguf_type)
     result.reused = not force and is_current(gguf, key)
 
@@ -385,7 +386,7 @@ def export_gguf(adapter: str | Path | None = None, output: str | Path | None = N
     with tempfile.TemporaryDirectory(prefix=".merged.", dir=output) as tmp:
         merged = model_dir
         if adapter is not None and (check or not result.reused):
-            merged = merge_lora(adapter, Path(tmp) / "merged", base=model_dir, dtype="float32")
+            merged = merge_lora(adapter, Path(tmp) / "merged", base=model_dir, dtype=merge_dtype)
         if result.reused:
             logger.info("%s is current (same weights, type and converter): reusing it", gguf)
         else:
@@ -426,6 +427,10 @@ class ExportArguments:
     check: bool = field(default=False, metadata={
         "help": "Compare the GGUF's logits with the merged HF model's on a few prompts; exit 1 if out of tolerance."})
     force: bool = field(default=False, metadata={"help": "Convert again even when the stamps say the GGUF is current."})
+    merge_dtype: str = field(default="float32", metadata={
+        "choices": ["float32", "bfloat16", "float16"],
+        "help": "Dtype of the temporary merged model the converter reads; bfloat16 halves its size (and the "
+                "disk it takes beside --output) for large models."})
 
 
 def parse_args(argv: list[str] | None = None) -> ExportArguments:
@@ -444,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         res = export_gguf(args.adapter, args.output, model=args.model, base=args.base, gguf_type=args.gguf_type,
-                          lora_gguf=args.lora_gguf, check=args.check, force=args.force)
+                          lora_gguf=args.lora_gguf, check=args.check, force=args.force, merge_dtype=args.merge_dtype)
     except (FileNotFoundError, ValueError, ExportError) as exc:
         logger.error("%s", exc)
         return 2
