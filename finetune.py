@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     ``extra_callbacks`` (tests, notebooks) are added to the Trainer's callbacks.
     """
     setup_logging()
+    if os.environ.get("LOCAL_RANK") is not None:
+        _die_with_parent()
     try:
         model_args, data_args, lora_args, args = parse_args(argv)
         data_args.data_path = mix_in_replay(data_args, model_args.model_name_or_path)
@@ -107,6 +109,19 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
                    "dropped_rows": getattr(train_set, "num_dropped", 0),
                    "projection": projection.projection})
     return 0
+
+
+def _die_with_parent() -> None:
+    """Under torchrun: stop when the launcher dies. torchrun forwards Ctrl+C and SIGTERM to its workers,
+    but a SIGKILL (an out-of-memory kill, `kill -9` of a job) gives it no chance, and a worker left behind
+    waits in a collective, holding its core, for as long as the collective's timeout. Linux only."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def mix_in_replay(data_args, model_name_or_path: str) -> str:

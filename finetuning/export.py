@@ -83,18 +83,13 @@ class ExportError(RuntimeError):
 
 # -- the converter ---------------------------------------------------------------------------------
 def llama_cpp_version(requirements: str | Path | None = None) -> str:
-    """The llama-cpp-python version pinned in requirements-test.txt (the one source of that number)."""
-    from utils.recipe import REPO_ROOT
+    """The llama-cpp-python version pinned in requirements-test.txt (utils/llama_server.py reads it)."""
+    from utils.llama_server import pinned_llama_cpp_version
 
-    path = Path(requirements or REPO_ROOT / "requirements-test.txt")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read the llama-cpp-python pin ({exc})") from None
-    m = re.search(r"^\s*llama[-_]cpp[-_]python(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)", text, re.M | re.I)
-    if not m:
-        raise ExportError(f"{path}: no 'llama-cpp-python==VERSION' pin")
-    return m.group(1)
+        return pinned_llama_cpp_version(*([requirements] if requirements else []))
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def converter_cache_root() -> Path:

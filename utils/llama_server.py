@@ -175,11 +175,18 @@ class LlamaCppServer(LlamaServer):
 
 # -- the llama-server binary: built once per llama-cpp-python version and build flags ---------------------
 def pinned_llama_cpp_version(requirements: str | Path = ROOT / "requirements-test.txt") -> str:
-    """The llama-cpp-python version pinned in ``requirements`` (``llama-cpp-python[server]==X``)."""
-    text = Path(requirements).read_text(encoding="utf-8")
-    m = re.search(r"^\s*llama-cpp-python(?:\[[^\]]*\])?\s*==\s*([\w.+-]+)", text, re.MULTILINE)
+    """The llama-cpp-python version pinned in ``requirements`` (``llama-cpp-python[server]==X``): the one
+    source of that number for the test server, the llama-server build and the GGUF converter.
+
+    Raises ``ValueError`` naming the file when it cannot be read or has no such pin.
+    """
+    try:
+        text = Path(requirements).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{requirements}: cannot read the llama-cpp-python pin ({exc})") from None
+    m = re.search(r"^\s*llama[-_]cpp[-_]python(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)", text, re.M | re.I)
     if not m:
-        raise ValueError(f"no llama-cpp-python==<version> pin in {requirements}")
+        raise ValueError(f"{requirements}: no 'llama-cpp-python==VERSION' pin")
     return m.group(1)
 
 

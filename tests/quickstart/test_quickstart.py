@@ -119,6 +119,19 @@ def _env() -> dict:
     return {**os.environ, "KU_NO_INSTALL": "1", "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 
 
+def _processes_of(run: Path) -> list[str]:
+    """Command lines of the processes that mention ``run`` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(run) in cmd:
+            found.append(cmd[:200])
+    return found
+
+
 def _table(run: Path) -> str:
     from evaluation.report import results_table
 
@@ -161,6 +174,11 @@ def test_killed_at_a_random_moment_the_same_command_finishes_with_the_same_table
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        # Nothing of the killed run may live on (a training worker whose launcher died included).
+        deadline = time.time() + 30
+        while _processes_of(run) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _processes_of(run), f"killed after {moment:.1f} s, still running: {_processes_of(run)}"
     again = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, f"killed after {moment:.1f} s; " + again.stdout[-3000:] + again.stderr[-3000:]
     assert _table(run) == _table(tmp_path / "ref"), f"killed after {moment:.1f} s"
