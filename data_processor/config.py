@@ -78,6 +78,9 @@ class CollectConfig:
     wh_spans_per_fact: int = field(default=0, metadata={
         "help": "Questions made by rule for up to this many names, numbers and dates per fact (1-2 phrasings "
                 "each, answered with the fact; data_processor/rules.py; English only). 0 = none."})
+    wh_phrasings: int = field(default=1, metadata={
+        "help": "Wh-phrases per span for the rule-made questions: 1, or 2 to add a second wording ('in what "
+                "year' and 'when', 'how many players' and 'what number of players')."})
     wh_answer: str = field(default="fact", metadata={
         "choices": ["fact", "clause"],
         "help": "What answers a rule-made question: the whole fact sentence, or only its clause that holds the "

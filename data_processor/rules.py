@@ -216,15 +216,34 @@ def wh_phrase(sentence: str, span: Span) -> tuple[int, int, str]:
     return start, e, "what"
 
 
+def alternative_phrase(phrase: str) -> str | None:
+    """A second wording of a wh-phrase that asks for the same span ("in what year" -> "when", "how many
+    players" -> "what number of players", "who" -> "which person"), or ``None``."""
+    for prep in ("in", "by", "since", "until", "from"):
+        if phrase == f"{prep} what year":
+            return "when" if prep == "in" else f"{prep} when"
+    fixed = {"what year": "which year", "on what date": "when", "what date": "which date", "by whom": "by which person",
+             "who": "which person", "where": "in which place"}
+    if phrase in fixed:
+        return fixed[phrase]
+    if phrase.startswith("how many "):
+        return "what number of " + phrase[len("how many "):]
+    if phrase.startswith("which "):
+        return "what " + phrase[len("which "):]
+    return None
+
+
 def _finish(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip().rstrip(".;:!,")
     text = re.sub(r"\s+([,.;:?])", r"\1", text)
     return text[:1].upper() + text[1:] + "?"
 
 
-def echo_question(sentence: str, span: Span) -> str:
-    """The sentence with the span replaced by its wh-phrase: "Drennick was invented in what year by ...?"."""
+def echo_question(sentence: str, span: Span, phrase: str | None = None) -> str:
+    """The sentence with the span replaced by its wh-phrase (or ``phrase``): "Drennick was invented in what
+    year by ...?"."""
     s, e, wh = wh_phrase(sentence, span)
+    wh = phrase or wh
     question = sentence[:s] + wh + _clause_after(sentence[e:], min_words=0 if s else 3)
     return _finish(question)
 
@@ -293,7 +312,7 @@ def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
     return _finish(f"{wh} did {subj} {_lemma(verb)} {rest}")
 
 
-def fronted_question(sentence: str, span: Span) -> str | None:
+def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> str | None:
     """The wh-phrase moved to the front with subject-auxiliary inversion, or ``None`` when the sentence
     has none of the handled shapes (a short subject, then was/were/is/are, has/have/had or a past-tense
     verb) or the span sits in another clause than the verb's.
@@ -302,6 +321,7 @@ def fronted_question(sentence: str, span: Span) -> str | None:
     "What is a team sport ...?".
     """
     ws, we, wh = wh_phrase(sentence, span)
+    wh = phrase or wh
     if ws == 0 and sentence[:we].split()[0].lower() in _NO_SUBJECT_START:
         # "In 1931 she joined ..." asked for 1931: invert the clause that follows the fronted phrase.
         return _invert(sentence[we:].lstrip(" ,"), wh)
@@ -337,14 +357,17 @@ def answer_clause(sentence: str, span: Span) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def questions_for(sentence: str, known_names: set[str] | None = None,
-                  max_spans: int = 4) -> list[tuple[str, str, str]]:
+def questions_for(sentence: str, known_names: set[str] | None = None, max_spans: int = 4,
+                  phrasings: int = 1) -> list[tuple[str, str, str]]:
     """``(question, span text, answer clause)`` for the first ``max_spans`` spans: the fronted question
-    where the sentence has a handled shape, and the echo question; duplicates dropped."""
+    where the sentence has a handled shape, and the echo question, for the span's wh-phrase and, with
+    ``phrasings=2``, its :func:`alternative_phrase` too; duplicates dropped."""
     out: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for span in find_spans(sentence, known_names)[:max_spans]:
-        for q in (fronted_question(sentence, span), echo_question(sentence, span)):
+        primary = wh_phrase(sentence, span)[2]
+        phrases = [primary] + ([alternative_phrase(primary)] if phrasings > 1 and alternative_phrase(primary) else [])
+        for q in (form(sentence, span, ph) for ph in phrases for form in (fronted_question, echo_question)):
             if q and len(q.split()) >= 4 and q.lower() not in seen and span.text(sentence).lower() not in q.lower():
                 seen.add(q.lower())
                 out.append((q, span.text(sentence), answer_clause(sentence, span)))

@@ -88,13 +88,14 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
 
 
 def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | None = None,
-             answer: str = "fact") -> list[RuleItem]:
+             answer: str = "fact", phrasings: int = 1) -> list[RuleItem]:
     """Questions for up to ``max_spans`` spans per fact (see :func:`data_processor.rules.questions_for`),
     answered with the whole fact (``answer="fact"``) or with the clause that holds the span ("clause")."""
     if max_spans <= 0:
         return []
     return [_item("wh", q, f, span, clause if answer == "clause" else None)
-            for f in facts for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans)]
+            for f in facts
+            for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings)]
 
 
 def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
@@ -107,9 +108,10 @@ def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
 
 def run(facts: list[Fact], chunks: list[Chunk], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, passages_per_chunk: int, wh_answer: str = "fact",
-        themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+        wh_phrasings: int = 1, themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
     """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``passage`` (rows of each kind)."""
-    items = (cloze_items(facts, cloze_per_fact, titles, names) + wh_items(facts, wh_spans_per_fact, names, wh_answer)
+    items = (cloze_items(facts, cloze_per_fact, titles, names)
+             + wh_items(facts, wh_spans_per_fact, names, wh_answer, wh_phrasings)
              + passage_items(chunks, passages_per_chunk, titles, themes))
     counters = Counter(cloze=0, wh=0, passage=0)
     counters.update(item.kind for item in items)

@@ -2,7 +2,8 @@
 import pytest
 
 from data_processor.rules import (
-    echo_question, find_spans, fronted_question, questions_for, resolve_pronoun, title_entity, wh_phrase,
+    alternative_phrase, echo_question, find_spans, fronted_question, questions_for, resolve_pronoun, title_entity,
+    wh_phrase,
 )
 
 
@@ -81,6 +82,15 @@ def test_questions_never_contain_their_answer_and_are_not_repeated():
         assert answer in clause and s.startswith(clause[:-1])
     assert questions_for(s, max_spans=1) == [p for p in pairs if p[1] == "46"]
     assert pairs[0][2] == "The hoop is made of ash wood, has a diameter of 46 centimetres."
+
+
+def test_a_second_phrasing_asks_for_the_same_span():
+    s = "Drennick was invented in 1923 by Bartholomew Ashgrove, a schoolteacher in Lyndmoor."
+    one, two = questions_for(s, max_spans=1), questions_for(s, max_spans=1, phrasings=2)
+    assert set(one) < set(two) and {span for _, span, _ in two} == {"1923"}
+    assert "When was Drennick invented by Bartholomew Ashgrove?" in [q for q, _, _ in two]
+    assert alternative_phrase("how many players") == "what number of players"
+    assert alternative_phrase("which glacier") == "what glacier" and alternative_phrase("what") is None
 
 
 @pytest.mark.parametrize("title, entity", [
