@@ -20,14 +20,13 @@ import os
 import statistics
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.default_model import default_gguf_path
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
-from utils.llama_server import LlamaServer
+from utils.llama_server import LlamaServer, chat_completion
 from utils.tables import format_table
 
 PROMPTS = ["Describe how bees make honey.", "Explain what a volcano is.", "Write a short story about a lighthouse.",
@@ -62,12 +61,8 @@ def parse_args(argv: list[str] | None = None) -> LlamaBuildArguments:
 
 def complete(base_url: str, prompt: str, max_tokens: int) -> tuple[int, float]:
     """One greedy chat completion; returns (completion tokens, seconds)."""
-    body = json.dumps({"model": "default", "max_tokens": max_tokens, "temperature": 0,
-                       "messages": [{"role": "user", "content": prompt}]}).encode()
-    req = urllib.request.Request(base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
     t0 = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=600) as r:
-        reply = json.loads(r.read())
+    reply = chat_completion(base_url, prompt, max_tokens=max_tokens)
     return reply["usage"]["completion_tokens"], time.perf_counter() - t0
 
 

@@ -155,6 +155,21 @@ def check_usable(text: str) -> str:
     return text
 
 
+def unique_usable(candidates) -> list[str]:
+    """The candidates that pass :func:`check_usable`, without repeats (compared :func:`normalize`-d), in order."""
+    out, seen = [], set()
+    for text in candidates:
+        try:
+            check_usable(text)
+        except ParseError:
+            continue
+        key = normalize(text)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(text)
+    return out
+
+
 def normalize(text: str) -> str:
     """Case-, accent-width- and punctuation-insensitive form used for deduplication."""
     text = unicodedata.normalize("NFKC", text).casefold()

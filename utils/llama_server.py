@@ -52,6 +52,17 @@ SERVER_CMAKE_ARGS = [
 ]
 
 
+def chat_completion(base_url: str, prompt: str, *, model: str = "default", max_tokens: int = 8,
+                    timeout: float = 600) -> dict:
+    """One greedy chat completion from an OpenAI-compatible server (plain HTTP, no client library): the
+    server's JSON reply, ``choices`` and ``usage`` included."""
+    body = json.dumps({"model": model, "max_tokens": max_tokens, "temperature": 0,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    req = urllib.request.Request(base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

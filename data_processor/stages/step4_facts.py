@@ -11,16 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..parsing import (
-    ParseError,
-    ask_with_repair,
-    check_usable,
-    clean_line,
-    normalize,
-    parse_lines,
-    proper_names,
-    support,
-)
+from ..parsing import ParseError, ask_with_repair, clean_line, parse_lines, proper_names, support, unique_usable
 from ..prompts import PromptTemplate
 from ..rules import resolve_pronoun
 from . import StageResult
@@ -54,24 +45,18 @@ def _size(text: str) -> int:
 
 def split_facts(items: list[str]) -> list[str]:
     """Split items into sentences; drop meta lines, headings, fragments and duplicates."""
-    out, seen = [], set()
-    for item in items:
-        for s, e, _ in sentence_spans(item):
-            sent = clean_line(item[s:e])
-            if not sent or any(sent.lower().startswith(m) for m in _META) or sent.endswith((":", "：")):
-                continue
-            size = _size(sent)
-            if not MIN_WORDS <= size <= MAX_WORDS or (size < 8 and not _END.search(sent)):  # headings
-                continue
-            try:
-                check_usable(sent)
-            except ParseError:
-                continue
-            key = normalize(sent)
-            if key and key not in seen:
-                seen.add(key)
-                out.append(sent)
-    return out
+
+    def sentences():
+        for item in items:
+            for s, e, _ in sentence_spans(item):
+                sent = clean_line(item[s:e])
+                if not sent or any(sent.lower().startswith(m) for m in _META) or sent.endswith((":", "：")):
+                    continue
+                size = _size(sent)
+                if MIN_WORDS <= size <= MAX_WORDS and (size >= 8 or _END.search(sent)):  # short and open: a heading
+                    yield sent
+
+    return unique_usable(sentences())
 
 
 def parse_facts(reply: str) -> list[str]:

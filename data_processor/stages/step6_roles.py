@@ -5,7 +5,7 @@ import hashlib
 import re
 from collections import Counter
 
-from ..parsing import ParseError, ask_with_repair, check_usable, normalize, parse_lines
+from ..parsing import ParseError, ask_with_repair, normalize, parse_lines, unique_usable
 from ..prompts import PromptTemplate
 from . import StageResult
 
@@ -16,19 +16,8 @@ _LEAD = re.compile(r"^(?:role|persona|person|角色)\s*\d*\s*[:：]\s*", re.I)
 
 def parse_roles(reply: str) -> list[str]:
     """Personas, one per line (or a JSON list); each 1-12 words. Raises :class:`ParseError` if none."""
-    roles, seen = [], set()
-    for item in parse_lines(reply):
-        role = _LEAD.sub("", item).strip(" .。")
-        if not role or len(role.split()) > 12 or len(role) > 80 or role.endswith(":"):
-            continue
-        try:
-            check_usable(role)
-        except ParseError:
-            continue
-        key = normalize(role)
-        if key and key not in seen:
-            seen.add(key)
-            roles.append(role)
+    stripped = (_LEAD.sub("", item).strip(" .。") for item in parse_lines(reply))
+    roles = unique_usable(r for r in stripped if r and len(r.split()) <= 12 and len(r) <= 80 and not r.endswith(":"))
     if not roles:
         raise ParseError("no personas found")
     return roles

@@ -1,7 +1,6 @@
 """The api backend against a real OpenAI-compatible server: llama-cpp-python's, serving the default
 model's GGUF on 127.0.0.1 (what a CPU user would point the collector at)."""
 import json
-import urllib.request
 
 import pytest
 
@@ -22,12 +21,9 @@ def llama_server(default_model_dir, tmp_path):
 def test_server_answers_one_completion(llama_server):
     """Fast (seconds): a llama.cpp build the CPU cannot execute dies on its first completion (SIGILL),
     not at start-up, so one real completion is what shows the build is portable."""
-    body = json.dumps({"model": "smollm2", "max_tokens": 8, "temperature": 0,
-                       "messages": [{"role": "user", "content": "What is the capital of France?"}]}).encode()
-    req = urllib.request.Request(llama_server.base_url + "/chat/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        reply = json.loads(r.read())
+    from utils.llama_server import chat_completion
+
+    reply = chat_completion(llama_server.base_url, "What is the capital of France?", model="smollm2", timeout=60)
     llama_server.check_alive()
     assert reply["choices"][0]["message"]["content"].strip()
     assert reply["usage"]["completion_tokens"] > 0

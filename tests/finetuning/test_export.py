@@ -8,11 +8,11 @@ import io
 import json
 import os
 import tarfile
-import urllib.request
 
 import pytest
 
 from finetuning import export
+from utils.llama_server import chat_completion
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (requirements-test.txt)")
 
@@ -204,12 +204,7 @@ def test_serve_command_starts_a_server_that_answers(exported, tiny_lora, smollm2
     n_prompt = len(smollm2_tokenizer(text, add_special_tokens=False)["input_ids"])
     for gguf, lora in ((exported.gguf, None), (exported.base_gguf, exported.lora_gguf)):
         with serve.UpdatedModelServer(gguf, tiny_lora / "server.log", lora=lora, alias="updated") as server:
-            body = json.dumps({"model": "updated", "max_tokens": 4, "temperature": 0,
-                               "messages": [{"role": "user", "content": "Hello?"}]}).encode()
-            req = urllib.request.Request(server.base_url + "/chat/completions", data=body,
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=60) as r:
-                reply = json.loads(r.read())
+            reply = chat_completion(server.base_url, "Hello?", model="updated", max_tokens=4, timeout=60)
             assert reply["usage"]["completion_tokens"] > 0
             assert reply["usage"]["prompt_tokens"] == n_prompt
 
