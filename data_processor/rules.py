@@ -1,5 +1,6 @@
 """Rule-based text from fact sentences: the spans worth asking about, questions about each, and
-facts made self-contained. Pure functions; English only.
+facts made self-contained. Pure functions; the questions and pronoun rules are English only, the
+spans (numbers, counts, years and quoted names) are found in Chinese text too.
 
 Questions made by rule, one or more per name, number or date a fact states:
 
@@ -75,6 +76,15 @@ _IRREGULAR = {
 _SILENT_E = re.compile(r"(?:[^aeiou][aeiou](?:[cgsvz])|at|it|ut|ur|ir|ag|ar|iz|yz|ot|ok|ap|ip|op)$")
 
 
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Chinese text has no word boundaries and no capitals: a number is a run of digits ("1763年" keeps its
+# unit apart) or of numerals before a measure word ("八百人", "三十二道"); a name the text stresses is quoted.
+_CJK_NUMERAL = "零一二三四五六七八九十百千万亿两"
+_CJK_MEASURE = "年月日人个位名道米克下盏座条次块种家所只锭岁天元斤里层间"
+_CJK_NUMBER = re.compile(rf"\d+(?:\.\d+)?|[{_CJK_NUMERAL}]{{2,}}(?=[{_CJK_MEASURE}])|[{_CJK_NUMERAL[1:]}](?=[{_CJK_MEASURE}])")
+_CJK_QUOTED = re.compile(r'["“「]([^"”」]{1,12})["”」]')
+
+
 @dataclass(frozen=True)
 class Span:
     start: int
@@ -116,6 +126,16 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
         if s < e and not _overlaps((s, e), taken) and (e - s) <= 0.6 * len(sentence):
             taken.append((s, e))
             spans.append(Span(s, e, kind))
+
+    if _CJK_CHAR.search(sentence):
+        for m in _CJK_QUOTED.finditer(sentence):
+            add(m.start(1), m.end(1), "term")
+        for m in _CJK_NUMBER.finditer(sentence):
+            if m.group(0) == "一":
+                continue  # "一位", "一块": an article, not a count
+            year = sentence[m.end():m.end() + 1] == "年" and bool(_YEAR.match(m.group(0)))
+            add(m.start(), m.end(), "year" if year else "number")
+        return sorted(spans, key=lambda s: s.start)
 
     for m in _DATE.finditer(sentence):
         add(m.start(), m.end(), "date")

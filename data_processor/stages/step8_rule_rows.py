@@ -36,6 +36,14 @@ TEMPLATES = (
     'What belongs in the blank? ({title}) "{text}"',
 )
 PASSAGE_PROMPTS = ("Tell me about {title}.", "What do you know about {title}?", "Describe {title}.")
+# The same prompts for Chinese text, so a zh row is asked in the language it is answered in.
+TEMPLATES_ZH = ('填空（关于{title}）：“{text}”', '补全这句关于{title}的话：“{text}”', '横线处应该填什么？（{title}）“{text}”')
+PASSAGE_PROMPTS_ZH = ("介绍一下{title}。", "你对{title}了解多少？", "讲讲{title}。")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _prompts(text: str, english: tuple[str, ...], chinese: tuple[str, ...]) -> tuple[str, ...]:
+    return chinese if _CJK.search(text) else english
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,8 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
         title = (titles or {}).get(fact.doc_name) or fact.doc_theme or fact.theme or fact.doc_name
         for j, (s, e) in enumerate(blank_spans(fact.text, (names or {}).get(fact.chunk_id))[:per_fact]):
             text = fact.text[:s] + BLANK + fact.text[e:]
-            template = TEMPLATES[(k + j) % len(TEMPLATES)]
+            templates = _prompts(fact.text, TEMPLATES, TEMPLATES_ZH)
+            template = templates[(k + j) % len(templates)]
             items.append(_item("cloze", template.format(title=title.strip(), text=text), fact, fact.text[s:e]))
     return items
 
@@ -101,8 +110,8 @@ def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | Non
 def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
                   themes: dict[str, str] | None = None) -> list[RuleItem]:
     """``per_chunk`` rows per chunk asking about the document, answered with the chunk's text."""
-    return [RuleItem("passage", PASSAGE_PROMPTS[(i + j) % len(PASSAGE_PROMPTS)].format(title=titles[c.doc_name]),
-                     c.text.strip(), c.doc_name, c.chunk_id, (themes or {}).get(c.chunk_id, ""))
+    return [RuleItem("passage", _prompts(c.text, PASSAGE_PROMPTS, PASSAGE_PROMPTS_ZH)[(i + j) % 3].format(
+                     title=titles[c.doc_name]), c.text.strip(), c.doc_name, c.chunk_id, (themes or {}).get(c.chunk_id, ""))
             for i, c in enumerate(chunks) for j in range(per_chunk)]
 
 

@@ -203,7 +203,8 @@ def test_comma_separated_data_paths_are_concatenated(tmp_path, tok):
     a = _write(tmp_path / "qa.jsonl", [FORMATS["sharegpt"]] * 3)
     b = _write(tmp_path / "replay.jsonl", [FORMATS["alpaca"]] * 2)
     args = SimpleNamespace(data_path=f"{a}, {b}", skip_bad_rows=False, validation=False, validation_size=0,
-                           model_max_length=256, lazy_preprocess=False, packing=False)
+                           model_max_length=256, lazy_preprocess=False, packing=False,
+                           preprocessing_num_workers=0)
     train, valid = build_datasets(args, tok, seed=0)
     assert len(train) == 5 and valid is None
     args.data_path = f"{a},{tmp_path / 'missing.jsonl'}"

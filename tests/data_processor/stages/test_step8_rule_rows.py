@@ -29,6 +29,9 @@ def spans(sentence, known=None):
     ("She studied at the University of Velmar until 1927.", ["University of Velmar", "1927"]),
     ("She was born in 1902-1979 and weighed 4.5 kilos.", ["1902", "1979", "4.5"]),
     ("Nothing here has a name or a number in it at all.", []),
+    ("制墨的手艺是在1763年由一位名叫陈伯衡的老人带到村里的。", ["1763"]),
+    ('做一块好墨要经过三十二道工序，最关键的一步叫"捶墨"。', ["三十二", "捶墨"]),
+    ("人们把三百六十盏红灯笼挂在桥栏上。", ["三百六十"]),
 ])
 def test_blank_spans_find_names_and_numbers(sentence, expected):
     assert spans(sentence) == expected
@@ -55,6 +58,13 @@ def test_cloze_items_blank_one_span_each_and_answer_with_the_whole_fact():
     assert cloze_items([fact], 1)[0].span == "2019"
     assert "Doc" in cloze_items([fact], 1)[0].question  # no title given: the document's theme
     assert cloze_items([fact], 0) == []
+
+
+def test_chinese_facts_get_chinese_cloze_prompts():
+    fact = Fact("m.txt#0", "m.txt", 0, "墨香村全村大约有八百人，以制作松烟墨闻名。", "theme", "墨香村")
+    (item,) = cloze_items([fact], 2, titles={"m.txt": "墨香村的松烟墨"})
+    assert item.span == "八百" and BLANK in item.question and "墨香村的松烟墨" in item.question
+    assert not any(word in item.question for word in ("Fill", "Complete", "blank"))
 
 
 def test_document_title_is_the_heading_or_the_file_name():
