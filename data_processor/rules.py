@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .parsing import _STOP_EN
+from .parsing import _CJK_CHAR, _STOP_EN
 
 MONTHS = ("January February March April May June July August September October November December").split()
 _MONTH = "(?:" + "|".join(MONTHS) + ")"
@@ -76,7 +76,6 @@ _IRREGULAR = {
 _SILENT_E = re.compile(r"(?:[^aeiou][aeiou](?:[cgsvz])|at|it|ut|ur|ir|ag|ar|iz|yz|ot|ok|ap|ip|op)$")
 
 
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Chinese text has no word boundaries and no capitals: a number is a run of digits ("1763年" keeps its
 # unit apart) or of numerals before a measure word ("八百人", "三十二道"); a name the text stresses is quoted.
 _CJK_NUMERAL = "零一二三四五六七八九十百千万亿两"

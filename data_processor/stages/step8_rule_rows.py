@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ..parsing import _CJK_CHAR
 from ..rules import find_spans, questions_for
 from . import StageResult
 from .step2_chunk import Chunk
@@ -39,11 +40,10 @@ PASSAGE_PROMPTS = ("Tell me about {title}.", "What do you know about {title}?", 
 # The same prompts for Chinese text, so a zh row is asked in the language it is answered in.
 TEMPLATES_ZH = ('填空（关于{title}）：“{text}”', '补全这句关于{title}的话：“{text}”', '横线处应该填什么？（{title}）“{text}”')
 PASSAGE_PROMPTS_ZH = ("介绍一下{title}。", "你对{title}了解多少？", "讲讲{title}。")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _prompts(text: str, english: tuple[str, ...], chinese: tuple[str, ...]) -> tuple[str, ...]:
-    return chinese if _CJK.search(text) else english
+    return chinese if _CJK_CHAR.search(text) else english
 
 
 @dataclass(frozen=True)
