@@ -80,7 +80,7 @@ _SILENT_E = re.compile(r"(?:[^aeiou][aeiou](?:[cgsvz])|at|it|ut|ur|ir|ag|ar|iz|y
 # unit apart) or of numerals before a measure word ("八百人", "三十二道"); a name the text stresses is quoted.
 _CJK_NUMERAL = "零一二三四五六七八九十百千万亿两"
 _CJK_MEASURE = "年月日人个位名道米克下盏座条次块种家所只锭岁天元斤里层间"
-_CJK_NUMBER = re.compile(rf"\d+(?:\.\d+)?|[{_CJK_NUMERAL}]{{2,}}(?=[{_CJK_MEASURE}])|[{_CJK_NUMERAL[1:]}](?=[{_CJK_MEASURE}])")
+_CJK_NUMBER = re.compile(rf"\d+(?:\.\d+)?|[{_CJK_NUMERAL}]{{2,}}(?=[{_CJK_MEASURE}])|[{_CJK_NUMERAL[2:]}](?=[{_CJK_MEASURE}])")  # a lone 一 ("一位") is an article
 _CJK_QUOTED = re.compile(r'["“「]([^"”」]{1,12})["”」]')
 
 
@@ -130,8 +130,6 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
         for m in _CJK_QUOTED.finditer(sentence):
             add(m.start(1), m.end(1), "term")
         for m in _CJK_NUMBER.finditer(sentence):
-            if m.group(0) == "一":
-                continue  # "一位", "一块": an article, not a count
             year = sentence[m.end():m.end() + 1] == "年" and bool(_YEAR.match(m.group(0)))
             add(m.start(), m.end(), "year" if year else "number")
         return sorted(spans, key=lambda s: s.start)
