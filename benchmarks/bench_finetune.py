@@ -9,6 +9,8 @@ on the same rows, same batch size, one process:
   seed_pad_max     every example padded to --pad_to_length, random order: the fixed-padding baseline
   dynamic_grouped  padded to the batch's longest only, batches of similar length (finetune.py's default)
   packed           examples packed into sequences of --pad_to_length (finetune.py --packing True)
+  answer_logits    dynamic_grouped, with logits and loss only at answer positions (finetune.py's default,
+                   --answer_logits_only True); the earlier variants compute them at every position
 The variants run interleaved (a, b, c, a, b, c ...), each in its own process so that its peak memory is
 its own, and the machine's background load hits them alike; ratios are taken per round then averaged.
 Part 2 (parallelism) runs finetune.py itself for the same steps and global batch as 1 process x 2
@@ -40,7 +42,7 @@ from utils.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_finetune")
-VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed")
+VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed", "answer_logits")
 BASELINE = "seed_pad_max"  # every example padded to --pad_to_length: the fixed-padding baseline
 
 
@@ -116,8 +118,8 @@ def batch_token_counts(batch: dict, features: list[dict]) -> tuple[int, int]:
 def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: int, seed: int) -> list[list[int]]:
     """Index lists of ``n_batches`` batches, cycling over the data in fresh epochs as needed.
 
-    ``dynamic_grouped`` uses transformers' LengthGroupedSampler (what finetune.py's sampler does);
-    the others a seeded random permutation.
+    ``dynamic_grouped`` and ``answer_logits`` use transformers' LengthGroupedSampler (what finetune.py's
+    sampler does); the others a seeded random permutation.
     """
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -125,7 +127,7 @@ def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: i
     order: list[int] = []
     epoch = 0
     while len(order) < n_batches * batch_size:
-        if variant == "dynamic_grouped":
+        if variant in ("dynamic_grouped", "answer_logits"):
             gen = torch.Generator().manual_seed(seed + epoch)
             order += list(LengthGroupedSampler(batch_size, lengths=lengths, generator=gen))
         else:
@@ -148,7 +150,7 @@ def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
     from finetuning.args import DataArguments, LoraArguments, ModelArguments
     from finetuning.data import PackedDataset, SFTCollator, SupervisedDataset, load_rows
     from finetuning.model import load_model, load_tokenizer
-    from finetuning.trainer import peak_memory_mb
+    from finetuning.trainer import answer_only_loss, peak_memory_mb
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -177,7 +179,7 @@ def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
             t_start = time.perf_counter()
         features = [dataset[i] for i in idx]
         batch = collate(features)
-        loss = model(**batch).loss
+        loss = answer_only_loss(model, batch) if variant == "answer_logits" else model(**batch).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -318,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
               f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
         print(format_table(["variant", "real tok/s", "pad", "peak RSS MiB", "GFLOP/s", "of peak", f"x {BASELINE}"],
                            rows, align="lrrrrrr"))
+        if "answer_logits" in table:
+            print("GFLOP/s counts 4N FLOPs per token; answer_logits skips the output layer at prompt positions, so its "
+                  "figure is the equivalent rate, not work done.")
 
     # Part 2: 1 process x 2 threads vs 2 processes x 1 thread, interleaved.
     if not args.skip_parallel:

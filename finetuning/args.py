@@ -84,6 +84,9 @@ class TrainingArguments(transformers.TrainingArguments):
     logging_steps: float = field(default=1, metadata={"help": "Log (and record the loss) every N optimizer steps."})
     train_sampling_strategy: str = field(default="group_by_length", metadata={
         "help": "random | group_by_length (batches of similar length: little padding) | sequential."})
+    answer_logits_only: bool = field(default=True, metadata={
+        "help": "Compute the output layer and the loss only at positions followed by a label (the answers), not over "
+                "the prompt: the same loss, less work (benchmarks/bench_finetune.py, variant answer_logits)."})
     include_num_input_tokens_seen: str = field(default="non_padding", metadata={
         "help": "Count tokens for the throughput summary: non_padding | all | no."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={

@@ -104,6 +104,7 @@ def test_bench_finetune_quick_on_the_tiny_model(tiny_model_dir, tmp_path, capsys
     assert table["seed_pad_max"]["pad_fraction"] > 0.8
     assert table["dynamic_grouped"]["pad_fraction"] < 0.1
     assert table["dynamic_grouped"]["ratio_vs_baseline"] > 1.5
+    assert table["answer_logits"]["pad_fraction"] == table["dynamic_grouped"]["pad_fraction"]  # same batches
     for run in report["batching"]:
         assert run["real_tokens"] > 0 and all(torch.isfinite(torch.tensor(run["losses"])))
     assert "x seed_pad_max" in capsys.readouterr().out
