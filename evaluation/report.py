@@ -1,5 +1,5 @@
 """Turn per-question scores into the evaluation's three outputs: results.json, a terminal table and
-report.md (summary + the questions that flipped between the base model and each updated model).
+report.md (summary + the questions that flipped between the base model and each updated model, and those right in both).
 
 Everything here is pure (dicts in, strings/dicts out) so it is tested without a model.
 
@@ -10,7 +10,7 @@ The ``results`` dict (written as results.json) looks like::
      "sets": {"eval_qa": {"kind": "knowledge", "files": [...], "n": 40,
                           "summary": {"base": {"n", "contains", "exact", "f1", "judge"}, ...},
                           "delta": {"lora": {"contains": +0.35, "exact": ..., "f1": ..., "judge": ...}},
-                          "flips": {"lora": {"gained": [i, ...], "lost": [i, ...]}},
+                          "flips": {"lora": {"gained": [i, ...], "lost": [i, ...], "kept": [i, ...]}},
                           "by_document": {"doc.txt": {"n": 10, "base": 0.1, "lora": 0.5}},
                           "questions": [{"question", "answers", "source",
                                          "predictions": {"base": {"text", "exact", "contains", "f1", "judge"}}}]}},
@@ -60,6 +60,7 @@ def build_set_result(
         flips[label] = {
             "gained": [i for i, (a, b) in enumerate(zip(ref_ok, new_ok)) if not a and b],
             "lost": [i for i, (a, b) in enumerate(zip(ref_ok, new_ok)) if a and not b],
+            "kept": [i for i, (a, b) in enumerate(zip(ref_ok, new_ok)) if a and b],
         }
     rows = []
     for i, q in enumerate(questions):
@@ -128,8 +129,9 @@ def _md_escape(text: str) -> str:
 
 
 def render_markdown(results: dict, table: str | None = None) -> str:
-    """report.md: what was compared, the summary per set, and every flipped question with the
-    expected answer and both models' replies."""
+    """report.md: what was compared, the summary per set, and every question that either model got right
+    (flipped ones first), with the expected answer and both models' replies, so each accuracy can be
+    recounted from the replies: reference = kept + lost, other model = kept + gained."""
     labels = [m["label"] for m in results["models"]]
     lines = ["# Knowledge evaluation report", ""]
     lines += ["## Models", ""]
@@ -138,7 +140,8 @@ def render_markdown(results: dict, table: str | None = None) -> str:
         lines.append(f"- **{m['label']}**: {src}")
     lines += ["", f"Headline metric: **{HEADLINE_METRIC}** accuracy — a reply counts as correct when the primary "
               "answer or one of its aliases appears in it as whole words after normalisation (lower case, "
-              "no punctuation or articles). EM = normalised exact match on the primary answer; F1 = SQuAD "
+              "no punctuation or articles; Chinese, Japanese and Korean text is matched per character, without "
+              "word boundaries). EM = normalised exact match on the primary answer; F1 = SQuAD "
               "token F1 (best over the answers). Decoding is greedy and closed-book.", ""]
     if table:
         lines += ["```", table, "```", ""]
@@ -156,8 +159,8 @@ def render_markdown(results: dict, table: str | None = None) -> str:
         lines.append("")
         ref = s.get("reference")
         for label, fl in s["flips"].items():
-            for kind, title in (("gained", "wrong → right"), ("lost", "right → wrong")):
-                idx = fl[kind]
+            for kind, title in (("gained", "wrong → right"), ("lost", "right → wrong"), ("kept", "right in both")):
+                idx = fl.get(kind, [])
                 lines.append(f"### {label} vs {ref}: {title} ({len(idx)})")
                 lines.append("")
                 if not idx:

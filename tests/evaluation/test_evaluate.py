@@ -94,26 +94,28 @@ def test_model_specs_kinds_and_labels(tmp_path, tiny_model_dir, tiny_adapter):
 
 def test_report_flips_deltas_and_table():
     questions = [{"question": f"q{i}", "answers": [a], "source": f"f:{i}"} for i, a in enumerate(["x", "y", "z"])]
-    preds = {"base": ["x", "no", "no"], "upd": ["no", "y", "z"]}
+    questions.append({"question": "q3", "answers": ["w"], "source": "f:3"})
+    preds = {"base": ["x", "no", "no", "w"], "upd": ["no", "y", "z", "it is w"]}
     scores = {k: [score_prediction(p, q["answers"]) for p, q in zip(v, questions)] for k, v in preds.items()}
     block = build_set_result("knowledge", ["f"], questions, preds, scores)
-    assert block["summary"]["base"]["contains"] == pytest.approx(1 / 3, abs=1e-3)
-    assert block["delta"]["upd"]["contains"] == pytest.approx(1 / 3, abs=1e-3)
-    assert block["flips"]["upd"] == {"gained": [1, 2], "lost": [0]}
+    assert block["summary"]["base"]["contains"] == pytest.approx(2 / 4, abs=1e-3)
+    assert block["delta"]["upd"]["contains"] == pytest.approx(1 / 4, abs=1e-3)
+    assert block["flips"]["upd"] == {"gained": [1, 2], "lost": [0], "kept": [3]}
     assert "base" not in block["delta"]
     results = {"models": [{"label": "base", "model": "m", "adapter": None}, {"label": "upd", "model": "m", "adapter": "a"}],
                "sets": {"facts": block}}
     table = results_table(results)
-    assert "facts (knowledge, n=3)" in table and "+0.333" in table
+    assert "facts (knowledge, n=4)" in table and "+0.250" in table
     md = render_markdown(results, table)
     assert "### upd vs base: wrong → right (2)" in md and "### upd vs base: right → wrong (1)" in md
+    assert "### upd vs base: right in both (1)" in md and "| 3 | q3 | w | w | it is w |" in md
     assert "| 0 | q0 | x | x | no |" in md
     with pytest.raises(ValueError):
         build_set_result("knowledge", ["f"], questions, {"base": ["x"]}, {"base": scores["base"][:1]})
     # with judge verdicts the table grows a judge column, and its delta is reported
     from dataclasses import replace
 
-    judged = {k: [replace(sc, judge=j) for sc, j in zip(v, (True, False, None))] for k, v in scores.items()}
+    judged = {k: [replace(sc, judge=j) for sc, j in zip(v, (True, False, None, None))] for k, v in scores.items()}
     jblock = build_set_result("knowledge", ["f"], questions, preds, judged)
     assert jblock["summary"]["base"]["judge"] == 0.5 and jblock["delta"]["upd"]["judge"] == 0.0
     jtable = results_table({**results, "sets": {"facts": jblock}})
