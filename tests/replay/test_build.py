@@ -70,3 +70,29 @@ def test_shipped_replay_prompts_stay_disjoint_from_the_control_set():
             cp = content_words(p)
             assert len(cq & cp) / len(cq | cp) < 0.5, (q, p)
             assert not p.lower().startswith(head), (q, p)
+
+
+def test_replay_prompts_never_ask_a_test_corpus_control_question():
+    """The frozen test corpus has its own control set: no prompt is one of its questions, and the block of
+    short factual prompts (the last one in the file) keeps the same distance rule as above from it."""
+    import json
+    from pathlib import Path
+
+    from data_processor.parsing import content_words
+
+    root = Path(__file__).resolve().parents[2]
+    lines = (root / "examples" / "replay_prompts.txt").read_text().splitlines()
+    prompts = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    start = max(i for i, line in enumerate(lines) if line.startswith("# Short factual questions with a number"))
+    block = [line.strip() for line in lines[start:] if line.strip() and not line.startswith("#")]
+    assert len(block) > 150
+    control = [json.loads(line)["question"] for line in open(root / "examples" / "test_corpus" / "control_qa.jsonl")]
+    lowered = {p.lower() for p in prompts}
+    for q in control:
+        assert q.lower() not in lowered, q
+        cq = content_words(q)
+        head = " ".join(q.lower().split()[:5])
+        for p in block:
+            cp = content_words(p)
+            assert len(cq & cp) / len(cq | cp) < 0.5, (q, p)
+            assert not p.lower().startswith(head), (q, p)
