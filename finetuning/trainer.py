@@ -88,7 +88,14 @@ class LengthGroupedTrainer(Trainer):
         if plain:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        loss = answer_only_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+        try:
+            loss = answer_only_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+        except TypeError as exc:  # an architecture whose forward() has no logits_to_keep
+            if "logits_to_keep" not in str(exc):
+                raise
+            logger.warning("this model's forward() takes no logits_to_keep: logits at every position from now on")
+            self.args.answer_logits_only = False
+            return super().compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
         # The same scaling as Trainer.compute_loss applies to a loss the model computed itself.
         if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu)

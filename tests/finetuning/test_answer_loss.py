@@ -69,3 +69,18 @@ def test_training_with_and_without_answer_logits_gives_the_same_loss_curve(tmp_p
     assert used == {"True": 3, "False": 0}  # one training step = one call (batch 4, no accumulation)
     assert curves["True"].shape == (3,)
     np.testing.assert_allclose(curves["True"], curves["False"], rtol=1e-4)
+
+
+def test_a_model_without_logits_to_keep_falls_back_to_the_plain_loss(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    """An architecture whose forward() lacks the argument trains on, with a warning, instead of crashing."""
+    import finetuning.trainer as trainer_module
+
+    def no_logits_to_keep(*args, **kwargs):
+        raise TypeError("forward() got an unexpected keyword argument 'logits_to_keep'")
+
+    monkeypatch.setattr(trainer_module, "answer_only_loss", no_logits_to_keep)
+    data = make_data(tmp_path / "qa.jsonl")
+    rc = finetune.main(base_args(tiny_model_dir, data, tmp_path / "out", tmp_path / "losses", "--max_steps", "2"))
+    assert rc == 0
+    assert np.isfinite(np.load(tmp_path / "losses" / "qa.npy")).all()
+    assert "takes no logits_to_keep" in caplog.text
