@@ -43,8 +43,8 @@ def test_answer_only_loss_equals_the_models_own_loss_and_gradients(tiny_model_di
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     batch = _batch(model.config.vocab_size)
     for items in (None, torch.tensor(13)):
-        ref, ref_grads = _loss_and_grads(model, lambda: model(**batch, num_items_in_batch=items).loss)
-        got, got_grads = _loss_and_grads(model, lambda: answer_only_loss(model, batch, items))
+        ref, ref_grads = _loss_and_grads(model, lambda items=items: model(**batch, num_items_in_batch=items).loss)
+        got, got_grads = _loss_and_grads(model, lambda items=items: answer_only_loss(model, batch, items))
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
         assert ref_grads.keys() == got_grads.keys() and ref_grads
         for name in ref_grads:
