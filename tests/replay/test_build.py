@@ -61,7 +61,7 @@ def test_shipped_replay_prompts_stay_disjoint_from_the_control_set():
 
     root = Path(__file__).resolve().parents[2]
     prompts = read_prompts(root / "examples" / "replay_prompts.txt")
-    control = [json.loads(line)["question"] for line in open(root / "examples" / "control_qa.jsonl")]
+    control = [json.loads(line)["question"] for line in (root / "examples" / "control_qa.jsonl").read_text().splitlines()]
     _assert_far_apart(control, prompts)
 
 
@@ -90,7 +90,8 @@ def test_replay_prompts_never_ask_a_test_corpus_control_question():
     start = max(i for i, line in enumerate(lines) if line.startswith("# Short factual questions with a number"))
     block = [line.strip() for line in lines[start:] if line.strip() and not line.startswith("#")]
     assert len(block) > 150
-    control = [json.loads(line)["question"] for line in open(root / "examples" / "test_corpus" / "control_qa.jsonl")]
+    control = [json.loads(line)["question"]
+               for line in (root / "examples" / "test_corpus" / "control_qa.jsonl").read_text().splitlines()]
     lowered = {p.lower() for p in prompts}
     assert not [q for q in control if q.lower() in lowered]
     _assert_far_apart(control, block)
