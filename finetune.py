@@ -5,7 +5,8 @@
 
 Settings come from the recipe (--recipe, default configs/recipes/default.yaml), then the command line.
 When --replay_prompts names a file, the base model's own answers to those prompts are made (once,
-cached) and mixed into the training data. Writes the adapter and tokenizer to --output_dir, the
+cached; for the default model and prompts, copied from examples/replay_answers.jsonl) and mixed into
+the training data. Writes the adapter and tokenizer to --output_dir, the
 per-step loss to <loss_dir>/<run_name>.npy, <output_dir>/train_summary.json and, after a few steps,
 <output_dir>/time_projection.json. ``python finetune.py --help`` lists every flag; docs/finetuning.md
 explains the choices.

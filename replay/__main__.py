@@ -1,4 +1,9 @@
-"""``python -m replay``: make the self-distillation replay rows on their own (see replay/build.py)."""
+"""``python -m replay``: make the self-distillation replay rows on their own (see replay/build.py).
+
+The prompts file and the length cap default to the recipe's (``--recipe``, default
+configs/recipes/default.yaml, section finetune: replay_prompts, replay_max_new_tokens), so the rows made
+here are the ones finetune.py would use.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,9 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replay.build import build_replay, ensure_replay
+from replay.build import BUNDLED, build_replay, bundle_replay, ensure_replay
 from utils.logging_utils import setup_logging
-from utils.recipe import repo_path
+from utils.recipe import RecipeError, recipe_section, repo_path, split_recipe_flag
 
 logger = logging.getLogger("replay")
 
@@ -17,24 +22,45 @@ logger = logging.getLogger("replay")
 class ReplayArguments:
     model_name_or_path: str = field(default="default", metadata={
         "help": "The model whose behaviour is preserved (the base model that will be fine-tuned)."})
-    prompts: str = field(default="examples/replay_prompts.txt", metadata={"help": "Text file, one general prompt per line."})
+    prompts: str = field(default="examples/replay_prompts.txt", metadata={
+        "help": "Text file, one general prompt per line; the recipe's replay_prompts unless given."})
     output: str | None = field(default=None, metadata={
         "help": "Where to write the JSONL (default: the shared replay cache that finetune.py reads, "
                 "~/.cache/knowledge_update/replay/)."})
-    max_new_tokens: int = field(default=128, metadata={"help": "Length cap of each replayed answer."})
+    max_new_tokens: int = field(default=128, metadata={
+        "help": "Length cap of each replayed answer; the recipe's replay_max_new_tokens unless given."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    bundle: bool = field(default=False, metadata={
+        "help": f"Regenerate the default model's answers shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
+                "(after editing the prompts file or the length cap); other models are never bundled."})
 
 
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(ReplayArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
+    recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
+    parser = HfArgumentParser(ReplayArguments, description=__doc__)
+    try:
+        section = recipe_section(recipe, "finetune")
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if str(section.get("replay_prompts", "none")).lower() not in ("none", ""):
+        parser.set_defaults(prompts=section["replay_prompts"])
+    if "replay_max_new_tokens" in section:
+        parser.set_defaults(max_new_tokens=section["replay_max_new_tokens"])
+    (args,) = parser.parse_args_into_dataclasses(args=rest)
     setup_logging()
     prompts = repo_path(args.prompts)
     if not prompts.is_file():
         logger.error("prompts file %s not found", args.prompts)
         return 2
-    if args.output:
+    if args.bundle:
+        if args.model_name_or_path != "default" or args.output:
+            logger.error("--bundle makes the default model's shipped answers; it takes neither a model nor --output")
+            return 2
+        path = bundle_replay(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    elif args.output:
         path = build_replay(args.model_name_or_path, prompts, Path(args.output), max_new_tokens=args.max_new_tokens,
                             batch_size=args.batch_size)
     else:

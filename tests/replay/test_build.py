@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from data_processor.backends.base import LLMBackend
 from replay.build import build_replay, read_prompts, replay_rows, trim_to_sentence
 
@@ -95,3 +97,111 @@ def test_replay_prompts_never_ask_a_test_corpus_control_question():
     lowered = {p.lower() for p in prompts}
     assert not [q for q in control if q.lower() in lowered]
     _assert_far_apart(control, block)
+
+
+def test_shipped_answers_are_current_for_the_default_recipe():
+    """The default model's answers in examples/replay_answers.jsonl must match the recipe's prompts file
+    and length cap, or every fresh machine generates them again (minutes of CPU)."""
+    from replay.build import BUNDLED, bundled_key
+    from utils.recipe import DEFAULT_RECIPE, recipe_section, repo_path
+    from utils.stamps import is_current
+
+    section = recipe_section(DEFAULT_RECIPE, "finetune")
+    prompts = read_prompts(repo_path(section["replay_prompts"]))
+    key = bundled_key("default", prompts, section["replay_max_new_tokens"])
+    assert is_current(BUNDLED, key), "prompts or length cap changed: run python -m replay --bundle True"
+    rows = [json.loads(line) for line in BUNDLED.read_text(encoding="utf-8").splitlines()]
+    asked = [r["conversations"][0]["value"] for r in rows]
+    assert len(asked) >= 0.95 * len(prompts) and set(asked) <= set(prompts)
+    assert asked == [p for p in prompts if p in set(asked)]  # in the prompts file's order
+
+
+def _bundle_for(tmp_path, monkeypatch, model_dir):
+    """A bundled file for ``model_dir`` posing as the default model, with its stamp."""
+    import replay.build as rb
+    from utils.stamps import mark_current
+
+    monkeypatch.setattr(rb, "default_model_dir", lambda: model_dir)
+    monkeypatch.setenv("KU_REPLAY_CACHE", str(tmp_path / "cache"))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("A?\nB?\n")
+    bundled = tmp_path / "bundled.jsonl"
+    bundled.write_text("".join(json.dumps(r) + "\n" for r in replay_rows(["A?", "B?"], ["a.", "b."])))
+    mark_current(bundled, rb.bundled_key("default", ["A?", "B?"], 64))
+    monkeypatch.setattr(rb, "BUNDLED", bundled)
+    return prompts, bundled
+
+
+def test_ensure_replay_uses_the_shipped_answers_of_the_default_model(tmp_path, monkeypatch, tiny_model_dir):
+    import pytest
+
+    import replay.build as rb
+
+    prompts, bundled = _bundle_for(tmp_path, monkeypatch, tiny_model_dir)
+
+    def no_generation(*a, **k):
+        raise AssertionError("generated although the shipped answers match")
+
+    monkeypatch.setattr(rb, "build_replay", no_generation)
+    out = rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64)
+    assert out.parent == tmp_path / "cache" and out.read_text() == bundled.read_text()
+    assert rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64) == out  # now cached
+    with pytest.raises(AssertionError, match="generated"):  # another length cap: not the shipped answers
+        rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=32)
+    prompts.write_text("A?\nC?\n")
+    with pytest.raises(AssertionError, match="generated"):  # other prompts: not the shipped answers
+        rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64)
+
+
+def test_shipped_answers_are_never_used_for_another_model(tmp_path, monkeypatch, tiny_model_dir):
+    import replay.build as rb
+
+    _bundle_for(tmp_path, monkeypatch, tmp_path / "elsewhere")
+    assert rb.bundled_key(str(tiny_model_dir), ["A?", "B?"], 64) is None
+    assert rb.bundled_key("default", ["A?", "B?"], 64) is not None
+
+
+def test_bundle_replay_stamps_a_machine_independent_key(tmp_path, monkeypatch):
+    import replay.build as rb
+    from utils.stamps import is_current
+
+    monkeypatch.setattr(rb, "resolve_model_path", lambda name: str(tmp_path / "model"))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("A?\nB?\n")
+    out = rb.bundle_replay(prompts, max_new_tokens=64, output=tmp_path / "b.jsonl", backend=EchoBackend())
+    stamp = json.loads((tmp_path / "b.jsonl.stamp.json").read_text())
+    assert str(tmp_path) not in json.dumps(stamp)  # no local path or mtime in the key
+    assert is_current(out, rb.bundled_key("default", ["A?", "B?"], 64))
+
+
+@pytest.mark.slow
+def test_shipped_answers_are_what_the_default_model_says(default_model_dir):
+    """Each token of the shipped answers is the real model's greedy choice given the tokens before it.
+
+    Regenerating is no check: in a batch, padding changes float rounding enough to flip near-ties, so
+    a rerun may diverge after some token and continue greedily from there (measured: 4 of 8 answers
+    differ somewhere). Scored token by token, a greedy answer agrees almost everywhere, whatever
+    batch made it; another model's or a sampled answer does not.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from replay.build import BUNDLED
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(default_model_dir, torch_dtype=torch.float32).eval()
+    rows = [json.loads(line) for line in BUNDLED.read_text(encoding="utf-8").splitlines()][:12]
+    agree = total = 0
+    for r in rows:
+        question, answer = (m["value"] for m in r["conversations"])
+        prompt = tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                         add_generation_prompt=True)
+        p_ids = tok(prompt, add_special_tokens=False).input_ids
+        a_ids = tok(answer, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            logits = model(torch.tensor([p_ids + a_ids])).logits[0]
+        greedy = logits[len(p_ids) - 1:-1].argmax(-1).tolist()
+        agree += sum(g == a for g, a in zip(greedy, a_ids))
+        total += len(a_ids)
+    # Measured: 0.97 for the shipped answers, 0.67 for the same answers paired with the wrong questions.
+    assert agree / total >= 0.90, f"{agree}/{total} answer tokens are the model's greedy choice"
