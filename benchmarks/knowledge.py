@@ -2,8 +2,11 @@
 
     python benchmarks/knowledge.py --name default --corpus dev,test --seeds 42,7
     python benchmarks/knowledge.py --name lr1e-3 --set finetune.learning_rate=1e-3 --corpus dev --seeds 42
+    python benchmarks/knowledge.py --name bare --entry bare --corpus test --seeds 42   # the four-command chain
 
-Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<name>/<corpus>-s<seed>,
+Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<name>/<corpus>-s<seed>
+(or, with ``--entry bare``, the commands a user types: shells/collect_data.sh, shells/finetune_lora_ds.sh,
+shells/evaluate.sh, each with its defaults except paths, the recipe and the seed),
 with the recipe ``--recipe`` changed by the ``--set section.key=value`` overrides (the resolved
 recipe is saved beside the runs). The training seed is the ``--seed`` of finetune.py; the collection
 is the same for every seed. Collector replies are shared between experiments through a reply cache per
@@ -49,6 +52,13 @@ class ExperimentArguments:
     seeds: str = field(default="42", metadata={"help": "Comma list of training seeds."})
     runs_dir: str = field(default="runs/knowledge", metadata={"help": "Where the run folders go."})
     note: str = field(default="", metadata={"help": "What the experiment tests (goes into the table)."})
+    entry: str = field(default="quickstart", metadata={
+        "help": "quickstart: python -m quickstart; bare: the shell commands collect_data.sh, finetune_lora_ds.sh "
+                "and evaluate.sh in turn, as a user with their own documents would type them."})
+
+    def __post_init__(self):
+        if self.entry not in ("quickstart", "bare"):
+            raise ValueError(f"--entry must be quickstart or bare, not {self.entry!r}")
 
 
 def resolved_recipe(base: str, overrides: list[str]) -> dict:
@@ -77,17 +87,22 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
     own = run_dir / "data" / "qa_pairs.jsonl.cache.sqlite"
     if not own.exists():
         _share_cache(shared, own)
-    cmd = [sys.executable, "-m", "quickstart", "--recipe", str(recipe_file), "--docs", docs, "--eval_qa", questions,
-           "--control", control, "--run_dir", str(run_dir), "--finetune_args", f"--seed {seed}"]
-    print(f"[knowledge] {shlex.join(cmd)}", flush=True)
     t0 = time.time()
-    rc = subprocess.call(cmd, cwd=REPO_ROOT)
-    if rc != 0:
-        print(f"[knowledge] {args.name} {corpus} seed {seed}: the main job failed (exit {rc}); see {run_dir}/quickstart.log")
-        return None
+    if args.entry == "bare":
+        stage_seconds = run_bare(recipe_file, run_dir, docs, questions, control, seed)
+        if stage_seconds is None:
+            return None
+    else:
+        cmd = [sys.executable, "-m", "quickstart", "--recipe", str(recipe_file), "--docs", docs, "--eval_qa", questions,
+               "--control", control, "--run_dir", str(run_dir), "--finetune_args", f"--seed {seed}"]
+        print(f"[knowledge] {shlex.join(cmd)}", flush=True)
+        rc = subprocess.call(cmd, cwd=REPO_ROOT)
+        if rc != 0:
+            print(f"[knowledge] {args.name} {corpus} seed {seed}: the main job failed (exit {rc}); see {run_dir}/quickstart.log")
+            return None
+        stage_seconds = {t["stage"]: t["seconds"] for t in json.loads((run_dir / "timings.json").read_text())}
     _share_cache(own, shared)
     results = json.loads((run_dir / "eval" / "results.json").read_text())
-    timings = json.loads((run_dir / "timings.json").read_text())
     know = next(s for s in results["sets"].values() if s["kind"] == "knowledge")
     ctrl = results["sets"].get("control")
     train = json.loads((run_dir / "adapter" / "train_summary.json").read_text())
@@ -100,13 +115,40 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
         "train_rows": sum(1 for _ in open(run_dir / "data" / "qa_pairs.jsonl")),
         "train_tokens": train.get("tokens"), "train_steps": train.get("global_step"),
         "minutes": round((time.time() - t0) / 60, 1),
-        "stage_seconds": {t["stage"]: t["seconds"] for t in timings},
+        "stage_seconds": stage_seconds, "entry": args.entry,
         "recipe": json.loads(json.dumps(load_recipe(recipe_file))),
         "command": "python benchmarks/knowledge.py " + shlex.join(
             ["--name", args.name, "--recipe", args.recipe, *(["--set", *args.set] if args.set else []),
-             "--corpus", corpus, "--seeds", str(seed)]),
+             *(["--entry", args.entry] if args.entry != "quickstart" else []), "--corpus", corpus, "--seeds", str(seed)]),
         "host": _cpu(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def run_bare(recipe_file: Path, run_dir: Path, docs: str, questions: str, control: str, seed: int) -> dict | None:
+    """The four-command chain's first three commands, as typed by a user (paths, recipe, seed only), each
+    logged to <run_dir>/<stage>.log; the seconds per stage, or None when one fails."""
+    qa = run_dir / "data" / "qa_pairs.jsonl"
+    recipe = ["--recipe", str(recipe_file)]
+    stages = [
+        ("collect", ["bash", "shells/collect_data.sh", *recipe, "--data_path", docs, "--save_path", str(qa)]),
+        ("fine-tune", ["bash", "shells/finetune_lora_ds.sh", "-d", str(qa), "-o", str(run_dir / "adapter"), *recipe,
+                       "--", "--seed", str(seed), "--loss_dir", str(run_dir / "losses")]),
+        ("evaluate", ["bash", "shells/evaluate.sh", *recipe, "--qa_file", questions, "--control_file", control,
+                      "--adapters", f"updated={run_dir / 'adapter'}", "--output_dir", str(run_dir / "eval")]),
+    ]
+    seconds: dict[str, float] = {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stage, cmd in stages:
+        print(f"[knowledge] {shlex.join(cmd)}", flush=True)
+        t = time.time()
+        with open(run_dir / f"{stage}.log", "w", encoding="utf-8") as log:
+            rc = subprocess.call(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        seconds[stage] = round(time.time() - t, 1)
+        if rc != 0:
+            print(f"[knowledge] {stage} failed (exit {rc}); see {run_dir / (stage + '.log')}")
+            return None
+    seconds["total"] = round(sum(seconds.values()), 1)
+    return seconds
 
 
 def _cpu() -> str:
