@@ -72,11 +72,15 @@ def replay_rows(prompts: list[str], answers: list[str]) -> list[dict]:
     return rows
 
 
+def _prompts_digest(prompts: list[str]) -> str:
+    return hashlib.sha256("\n".join(prompts).encode()).hexdigest()
+
+
 def replay_key(model_name_or_path: str, prompts: list[str], max_new_tokens: int) -> dict:
     """Everything the replay rows depend on: the model's weights, the prompts and the length cap."""
     path = resolve_model_path(model_name_or_path)
     return {"model": str(path), "weights": weights_stamp(path), "max_new_tokens": max_new_tokens,
-            "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}
+            "prompts": _prompts_digest(prompts)}
 
 
 def bundled_key(model_name_or_path: str | None, prompts: list[str], max_new_tokens: int) -> dict | None:
@@ -86,8 +90,7 @@ def bundled_key(model_name_or_path: str | None, prompts: list[str], max_new_toke
         Path(model_name_or_path).resolve() == default_model_dir().resolve())
     if not is_default:
         return None
-    return {"model": f"{WHEEL_SPEC}/{GGUF_NAME}", "max_new_tokens": max_new_tokens,
-            "prompts": hashlib.sha256("\n".join(prompts).encode()).hexdigest()}
+    return {"model": f"{WHEEL_SPEC}/{GGUF_NAME}", "max_new_tokens": max_new_tokens, "prompts": _prompts_digest(prompts)}
 
 
 def build_replay(model_name_or_path: str, prompts_path: str | Path, output: str | Path, *,
