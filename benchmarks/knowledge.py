@@ -119,7 +119,9 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
         "recipe": json.loads(json.dumps(load_recipe(recipe_file))),
         "command": "python benchmarks/knowledge.py " + shlex.join(
             ["--name", args.name, "--recipe", args.recipe, *(["--set", *args.set] if args.set else []),
-             *(["--entry", args.entry] if args.entry != "quickstart" else []), "--corpus", corpus, "--seeds", str(seed)]),
+             *(["--entry", args.entry] if args.entry != "quickstart" else []),
+             *(["--runs_dir", args.runs_dir] if args.runs_dir != "runs/knowledge" else []),  # another reply cache
+             "--corpus", corpus, "--seeds", str(seed)]),
         "host": _cpu(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
