@@ -133,8 +133,6 @@ def _bundle_for(tmp_path, monkeypatch, model_dir):
 
 
 def test_ensure_replay_uses_the_shipped_answers_of_the_default_model(tmp_path, monkeypatch, tiny_model_dir):
-    import pytest
-
     import replay.build as rb
 
     prompts, bundled = _bundle_for(tmp_path, monkeypatch, tiny_model_dir)
