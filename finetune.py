@@ -78,8 +78,13 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     losses = LossRecorderCallback(os.path.join(args.loss_dir, f"{args.run_name}.npy"))
     projection = TimeProjectionCallback(args.output_dir, args.time_budget_hours, args.projection_fraction,
                                         args.abort_on_projected_overrun)
+    shared = data_args.shared_prefix_tokens
+    if shared and model_args.attn_implementation != "sdpa":
+        logger.info("--shared_prefix_tokens needs --attn_implementation sdpa (its 4-D boolean mask): rows are padded")
+        shared = 0
+    collator = SFTCollator(tokenizer.pad_token_id, shared_prefix_tokens=shared)
     trainer = LengthGroupedTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         data_collator=SFTCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                         data_collator=collator, processing_class=tokenizer,
                          callbacks=[losses, projection, *(extra_callbacks or [])])
     if "wandb" in args.report_to and os.environ.get("WANDB_MODE") == "offline" and args.process_index == 0:
         logger.info("wandb is offline (no key): the run goes to %s/wandb; upload it later with "

@@ -11,6 +11,8 @@ on the same rows, same batch size, one process:
   packed           examples packed into sequences of --pad_to_length (finetune.py --packing True)
   answer_logits    dynamic_grouped, with logits and loss only at answer positions (finetune.py's default,
                    --answer_logits_only True); the earlier variants compute them at every position
+  shared_prefix    answer_logits, with the rows' common prefix (the system prompt) computed once per
+                   sequence of up to --shared_prefix_tokens tokens (finetune.py's default)
 The variants run interleaved (a, b, c, a, b, c ...), each in its own process so that its peak memory is
 its own, and the machine's background load hits them alike; ratios are taken per round then averaged.
 Part 2 (parallelism) runs finetune.py itself for the same steps and global batch as 1 process x 2
@@ -42,7 +44,7 @@ from utils.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_finetune")
-VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed", "answer_logits")
+VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed", "answer_logits", "shared_prefix")
 BASELINE = "seed_pad_max"  # every example padded to --pad_to_length: the fixed-padding baseline
 
 
@@ -118,7 +120,7 @@ def batch_token_counts(batch: dict, features: list[dict]) -> tuple[int, int]:
 def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: int, seed: int) -> list[list[int]]:
     """Index lists of ``n_batches`` batches, cycling over the data in fresh epochs as needed.
 
-    ``dynamic_grouped`` and ``answer_logits`` use transformers' LengthGroupedSampler (what finetune.py's
+    ``dynamic_grouped``, ``answer_logits`` and ``shared_prefix`` use transformers' LengthGroupedSampler (what finetune.py's
     sampler does); the others a seeded random permutation.
     """
     import torch
@@ -127,7 +129,7 @@ def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: i
     order: list[int] = []
     epoch = 0
     while len(order) < n_batches * batch_size:
-        if variant in ("dynamic_grouped", "answer_logits"):
+        if variant in ("dynamic_grouped", "answer_logits", "shared_prefix"):
             gen = torch.Generator().manual_seed(seed + epoch)
             order += list(LengthGroupedSampler(batch_size, lengths=lengths, generator=gen))
         else:
@@ -159,7 +161,8 @@ def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
     tokenizer = load_tokenizer(model_args, data_args)
     rows = [r for p in args.data_path for r in load_rows(p)]
     dataset = SupervisedDataset(rows, tokenizer, args.pad_to_length)
-    collator = SFTCollator(tokenizer.pad_token_id)
+    collator = SFTCollator(tokenizer.pad_token_id,
+                           shared_prefix_tokens=data_args.shared_prefix_tokens if variant == "shared_prefix" else 0)
     if variant == "packed":
         dataset = PackedDataset(dataset, args.pad_to_length)
     if variant == "seed_pad_max":
@@ -179,7 +182,8 @@ def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
             t_start = time.perf_counter()
         features = [dataset[i] for i in idx]
         batch = collate(features)
-        loss = answer_only_loss(model, batch) if variant == "answer_logits" else model(**batch).loss
+        answer_only = variant in ("answer_logits", "shared_prefix")
+        loss = answer_only_loss(model, batch) if answer_only else model(**batch).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -320,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
               f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
         print(format_table(["variant", "real tok/s", "pad", "peak RSS MiB", "GFLOP/s", "of peak", f"x {BASELINE}"],
                            rows, align="lrrrrrr"))
+        if "shared_prefix" in table:
+            print("pad = 1 - real/executed tokens; shared_prefix runs its rows' common prefix once per sequence, so it "
+                  "executes fewer tokens than its rows hold and its figure is negative.")
         if "answer_logits" in table:
             print("GFLOP/s counts 4N FLOPs per token; answer_logits skips the output layer at prompt positions, so its "
                   "figure is the equivalent rate, not work done.")

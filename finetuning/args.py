@@ -50,6 +50,11 @@ class DataArguments:
         "help": "Skip malformed JSONL lines/rows with a count instead of stopping at the first one."})
     packing: bool = field(default=False, metadata={
         "help": "Pack short examples into sequences of --model_max_length tokens; attention never crosses examples."})
+    shared_prefix_tokens: int = field(default=256, metadata={
+        "help": "Batch rows that start with the same tokens (the chat template's system prompt) as sequences of up to "
+                "this many tokens that compute the prefix once and keep each row's attention to the prefix and "
+                "itself: the same loss and gradients with fewer tokens (benchmarks/bench_finetune.py, variant "
+                "shared_prefix). Needs --attn_implementation sdpa; ignored with --packing. 0 = pad rows apart."})
     model_max_length: int = field(default=1024, metadata={
         "help": "Maximum tokens per example (longer rows are truncated and reported) or per packed sequence."})
     replay_prompts: str = field(default="none", metadata={

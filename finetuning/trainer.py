@@ -101,6 +101,14 @@ class LengthGroupedTrainer(Trainer):
             loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu)
         return loss
 
+    def _track_num_input_tokens(self, inputs):
+        # A shared-prefix batch carries a 4-D mask, whose sum is not a token count: count non-pad ids
+        # instead, so a shared prefix counts once per sequence (the tokens the model ran).
+        mask = inputs.get("attention_mask")
+        if mask is not None and mask.dim() == 4 and self.args.include_num_input_tokens_seen == "non_padding":
+            inputs = {k: v for k, v in inputs.items() if k != "attention_mask"}
+        return super()._track_num_input_tokens(inputs)
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         lengths = getattr(dataset, "lengths", None)
@@ -232,7 +240,8 @@ def peak_memory_mb() -> dict:
 def write_summary(trainer, train_metrics: dict, wall_s: float, extra: dict) -> dict:
     """Log and save ``<output_dir>/train_summary.json`` (rank 0): steps, tokens/s, losses, time, memory.
 
-    ``tokens`` counts real (non-padding) input tokens of this session, summed over all ranks.
+    ``tokens`` counts real (non-padding) input tokens of this session, summed over all ranks; a shared
+    prompt prefix (``--shared_prefix_tokens``) counts once per sequence, as the model ran it.
     """
     state = trainer.state
     tokens = state.num_input_tokens_seen - getattr(trainer, "_initial_num_input_tokens_seen", 0)
