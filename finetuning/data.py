@@ -367,9 +367,7 @@ class SFTCollator:
             groups = self._prefix_groups(features, prefix) if prefix > 0 else None
             if groups is not None:
                 return self._share_prefix(groups, prefix)
-        longest = max(len(f["input_ids"]) for f in features)
-        if self.pad_to_multiple_of:
-            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        longest = self._padded_length(max(len(f["input_ids"]) for f in features))
         packed = "position_ids" in features[0]
         ids, labels, extra = [], [], []
         for f in features:
@@ -383,6 +381,10 @@ class SFTCollator:
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
         return batch
+
+    def _padded_length(self, longest: int) -> int:
+        m = self.pad_to_multiple_of
+        return -(-longest // m) * m if m else longest
 
     def _prefix_groups(self, features: list[dict], prefix: int) -> list[list[dict]] | None:
         """Rows split into the sequences that run the fewest token slots (prefix + longest group, times the
@@ -417,9 +419,7 @@ class SFTCollator:
                 pos += range(prefix, len(f["input_ids"]))
                 seg += [k] * (len(f["input_ids"]) - prefix)
             seqs.append((ids, labels, pos, seg))
-        longest = max(len(s[0]) for s in seqs)
-        if self.pad_to_multiple_of:
-            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        longest = self._padded_length(max(len(s[0]) for s in seqs))
         pad = [(longest - len(s[0])) for s in seqs]
         segment = torch.tensor([s[3] + [-1] * n for s, n in zip(seqs, pad)])
         causal = torch.ones(longest, longest, dtype=torch.bool).tril()
