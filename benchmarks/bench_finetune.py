@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_finetune")
 VARIANTS = ("seed_pad_max", "dynamic_grouped", "packed", "answer_logits", "shared_prefix")
 BASELINE = "seed_pad_max"  # every example padded to --pad_to_length: the fixed-padding baseline
+LENGTH_GROUPED = ("dynamic_grouped", "answer_logits", "shared_prefix")  # batches from LengthGroupedSampler
+ANSWER_LOGITS_ONLY = ("answer_logits", "shared_prefix")  # output layer and loss only where a label follows
 
 
 @dataclass
@@ -129,7 +131,7 @@ def batch_orders(variant: str, lengths: list[int], batch_size: int, n_batches: i
     order: list[int] = []
     epoch = 0
     while len(order) < n_batches * batch_size:
-        if variant in ("dynamic_grouped", "answer_logits", "shared_prefix"):
+        if variant in LENGTH_GROUPED:
             gen = torch.Generator().manual_seed(seed + epoch)
             order += list(LengthGroupedSampler(batch_size, lengths=lengths, generator=gen))
         else:
@@ -182,8 +184,7 @@ def run_variant(variant: str, args: BenchFinetuneArguments) -> dict:
             t_start = time.perf_counter()
         features = [dataset[i] for i in idx]
         batch = collate(features)
-        answer_only = variant in ("answer_logits", "shared_prefix")
-        loss = answer_only_loss(model, batch) if answer_only else model(**batch).loss
+        loss = answer_only_loss(model, batch) if variant in ANSWER_LOGITS_ONLY else model(**batch).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)

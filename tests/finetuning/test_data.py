@@ -13,7 +13,6 @@ from finetuning.data import (
     Row,
     SFTCollator,
     SupervisedDataset,
-    ensure_pad_token,
     load_rows,
     split_rows,
     tokenize_conversation,
@@ -27,15 +26,6 @@ FORMATS = {
     "openai": {"messages": [{"role": "user", "content": Q}, {"role": "assistant", "content": A}]},
     "alpaca": {"instruction": Q, "input": "", "output": A},
 }
-
-
-@pytest.fixture()
-def tok(smollm2_tokenizer):
-    import copy
-
-    t = copy.deepcopy(smollm2_tokenizer)
-    ensure_pad_token(t)
-    return t
 
 
 def _write(path, rows):

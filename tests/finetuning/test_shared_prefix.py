@@ -9,21 +9,13 @@ import pytest
 import torch
 
 import finetune
-from finetuning.data import IGNORE_INDEX, Row, SFTCollator, SupervisedDataset, ensure_pad_token, shared_prefix_length
+from finetuning.data import IGNORE_INDEX, Row, SFTCollator, SupervisedDataset, shared_prefix_length
 from finetuning.trainer import answer_only_loss
+from tests.finetuning.test_answer_loss import _loss_and_grads
 from tests.finetuning.test_train import base_args, make_data
 
 PAIRS = [("Which river crosses Zorbia?", "The Velka river crosses Zorbia from north to south."),
          ("Who founded Velka?", "Mira Osk."), ("Capital?", "Dorn."), ("When was the Velka bridge built?", "In 1881.")]
-
-
-@pytest.fixture()
-def tok(smollm2_tokenizer):
-    import copy
-
-    t = copy.deepcopy(smollm2_tokenizer)
-    ensure_pad_token(t)
-    return t
 
 
 def _features(tok):
@@ -92,13 +84,6 @@ def test_packed_rows_and_single_rows_are_padded_as_before(tok):
     assert torch.equal(single["input_ids"], plain["input_ids"][:1, :len(feats[0]["input_ids"])])
 
 
-def _loss_and_grads(model, batch, items):
-    model.zero_grad(set_to_none=True)
-    loss = answer_only_loss(model, batch, items)
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-
 @pytest.mark.parametrize("budget", [64, 1024])
 def test_shared_prefix_batch_gives_the_padded_batchs_loss_and_gradients(tok, tiny_model_dir, budget):
     from transformers import AutoModelForCausalLM
@@ -112,8 +97,8 @@ def test_shared_prefix_batch_gives_the_padded_batchs_loss_and_gradients(tok, tin
     assert shared["attention_mask"].dim() == 4
     assert (shared["labels"] != IGNORE_INDEX).sum() == (padded["labels"] != IGNORE_INDEX).sum()
     items = (padded["labels"] != IGNORE_INDEX).sum()
-    ref, ref_grads = _loss_and_grads(model, padded, items)
-    got, got_grads = _loss_and_grads(model, shared, items)
+    ref, ref_grads = _loss_and_grads(model, lambda: answer_only_loss(model, padded, items))
+    got, got_grads = _loss_and_grads(model, lambda: answer_only_loss(model, shared, items))
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
     assert ref_grads.keys() == got_grads.keys() and ref_grads
     for name in ref_grads:
