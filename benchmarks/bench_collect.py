@@ -63,6 +63,9 @@ WORKLOADS = ("replay_default", "replay_1proc", "eval_default", "eval_1proc")
 KIND = {**{j: "collection" for j in COLLECTION}, **{j: "reference" for j in REFERENCES},
         "replay_default": "replay", "replay_1proc": "replay", "eval_default": "eval", "eval_1proc": "eval"}
 CONDITIONS = ("idle", "loaded")
+# Jobs that run several threads in one process (torch's, or llama-server's): beside a busy core they can
+# nearly stall, so only they get the time budget by default.
+BUDGET_JOBS = ("sequential", "collector_1proc", "llama_server", "model_inproc", "replay_1proc", "eval_1proc")
 # --quick: fewer prompts per stage, still every stage of the pipeline.
 QUICK_COLLECT_ARGS = ["--max_facts_per_chunk", "4", "--qa_amount_per_fact", "1", "--personas_per_document", "1"]
 REPLAY_BATCH, EVAL_BATCH = 16, 32  # build_replay's and evaluate.py's defaults
@@ -108,6 +111,10 @@ class BenchCollectArguments:
                 "throughput of what it did (one process with several threads can nearly stall beside a busy "
                 "core). 0: no limit."})
     idle_budget_s: float = field(default=0.0, metadata={"help": "The same for idle jobs (0: no limit)."})
+    budget_jobs: str = field(default=",".join(BUDGET_JOBS), metadata={
+        "help": "Comma-separated jobs the time budgets apply to (default: the ones whose threads can nearly stall "
+                "beside a busy core). The others run to completion, so the loaded/idle ratios with targets "
+                "compare whole runs."})
     quick: bool = field(default=False, metadata={
         "help": f"2 documents, {' '.join(QUICK_COLLECT_ARGS)}, 8 replay prompts and 8 questions."})
     output_dir: str = field(default="output/bench_collect", metadata={"help": "results.json, the corpus, one folder per run."})
@@ -145,7 +152,13 @@ def selected(args: BenchCollectArguments) -> tuple[list[str], list[str]]:
         raise ValueError(f"--variants must include 'collector' and only {', '.join(COLLECTION)}")
     if not conditions or set(conditions) - set(CONDITIONS):
         raise ValueError(f"--conditions must be some of {', '.join(CONDITIONS)}")
+    if set(budget_jobs(args)) - set(KIND):
+        raise ValueError(f"--budget_jobs must be some of {', '.join(KIND)}")
     return variants, [c for c in CONDITIONS if c in conditions]  # idle first: loaded/idle pairs per round
+
+
+def budget_jobs(args: BenchCollectArguments) -> list[str]:
+    return [j.strip() for j in args.budget_jobs.split(",") if j.strip()]
 
 
 def block_jobs(variants: list[str], references: bool, workloads: bool) -> list[str]:
@@ -682,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         from tqdm.auto import tqdm
 
         blocks = [(rnd, cond) for rnd in range(args.rounds) for cond in conditions]
+        budgeted = set(budget_jobs(args))
         bar = tqdm(total=len(blocks) * len(jobs), desc="bench_collect jobs")
         for rnd, cond in blocks:
             if cond == "loaded":
@@ -689,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             budget = args.loaded_budget_s if cond == "loaded" else args.idle_budget_s
             try:
                 for job in jobs:
-                    deadline = time.monotonic() + budget if budget > 0 else None
+                    deadline = time.monotonic() + budget if budget > 0 and job in budgeted else None
                     res = _run_job(job, args, hf_default, hf_1proc, api, kept, deadline, out_dir, counter,
                                    full_batch, batch, replay_file, questions)
                     res.update(round=rnd, condition=cond, job=job, load_average=load_average())

@@ -261,7 +261,10 @@ def test_collect_flags_selection_and_job_order():
     assert jobs.index("model_workers") > jobs.index("collector")  # the references replay (b)'s prompts
     assert jobs[-4:] == list(bench_collect.WORKLOADS)
     assert bench_collect.block_jobs(["collector"], references=False, workloads=False) == ["collector"]
-    for bad in (["--variants", "sequential"], ["--variants", "collector,turbo"], ["--conditions", "busy"]):
+    assert set(bench_collect.budget_jobs(args)) == set(bench_collect.BUDGET_JOBS)  # not the jobs with targets
+    assert not {"collector", "replay_default", "eval_default"} & set(bench_collect.BUDGET_JOBS)
+    for bad in (["--variants", "sequential"], ["--variants", "collector,turbo"], ["--conditions", "busy"],
+                ["--budget_jobs", "collector,turbo"]):
         with pytest.raises(ValueError):
             bench_collect.selected(bench_collect.parse_args(bad))
     assert bench_collect.main(["--variants", "sequential"]) == 2
@@ -526,8 +529,10 @@ def test_llama_cpp_server_decodes_requests_in_parallel_slots(default_model_dir, 
 
 @pytest.mark.slow
 def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, tmp_path, capsys):
-    # --threads 1: the one-process jobs do not stall beside the busy loop (the test's time, not its subject)
+    # --threads 1: the one-process jobs do not stall beside the busy loop (the test's time, not its subject).
+    # A loaded budget too short for anything, on the sequential job only: it alone stops.
     rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick", "--variants", "sequential,collector",
+                             "--loaded_budget_s", "0.001", "--budget_jobs", "sequential",
                              "--threads", "1", "--replay_prompts", "4", "--eval_questions", "4", "--replay_new_tokens", "8",
                              "--eval_new_tokens", "8", "--output_dir", str(tmp_path), "--", "--max_new_tokens", "8"])
     assert rc == 0
@@ -536,7 +541,9 @@ def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, t
     runs = {(r["condition"], r["job"]): r for r in report["runs"]}
     jobs = ["sequential", "collector", *bench_collect.REFERENCES, *bench_collect.WORKLOADS]
     assert set(runs) == {(c, j) for c in ("idle", "loaded") for j in jobs}
-    assert all(r["status"] == "complete" for r in runs.values()), [r["status"] for r in runs.values()]
+    assert runs["loaded", "sequential"]["status"] == "budget" and runs["loaded", "sequential"]["qa_rows"] is None
+    assert all(r["status"] == "complete" for k, r in runs.items() if k != ("loaded", "sequential")), \
+        [r["status"] for r in runs.values()]
     seq, bat = runs["idle", "sequential"], runs["idle", "collector"]
     # Same documents, same pipeline, fresh caches: the same prompts reach the model either way ...
     assert seq["llm_calls"] == bat["llm_calls"] > 0 and seq["chunks"] == bat["chunks"]
