@@ -70,7 +70,8 @@ class EvalArguments:
         "help": "On a CPU: worker processes of 1 thread each that generate the replies ('auto' = one per core; "
                 "'1' = in this process)."})
     dtype: str = field(default="auto", metadata={
-        "help": "auto (bfloat16 on a CPU or a bf16-capable GPU, else float16), bfloat16 or float32."})
+        "help": "auto (bfloat16 on a bf16-capable GPU, else float16; on a CPU bfloat16 only with native bf16 "
+                "instructions, else float32), bfloat16 or float32."})
     system_prompt: str | None = field(default=None, metadata={
         "help": "Optional system message; by default none, i.e. the chat template's own default, as in "
                 "training."})

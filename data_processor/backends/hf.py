@@ -28,7 +28,8 @@ class HFBackend(LLMBackend):
         model_name_or_path: ``default``, a local checkpoint folder or a hub id.
         batch_size: prompts per ``generate`` call; prompts are sorted by length first so each batch
             pads little.
-        dtype: ``auto`` (bf16 on CPUs/GPUs that support it, else fp32), ``float32`` or ``bfloat16``.
+        dtype: ``auto`` (bf16 on GPUs and on CPUs with native bf16 instructions, see :func:`cpu_dtype`;
+            else fp16 on GPUs, fp32 on CPUs), ``float32`` or ``bfloat16``.
         adapter_path: optional PEFT adapter folder applied on top of the model.
         merge_adapter: fold the adapter into the base weights after loading (in fp32, then cast to
             ``dtype``). Generation then costs what the base costs: an unmerged LoRA adds two small
@@ -76,8 +77,7 @@ class HFBackend(LLMBackend):
             return torch.bfloat16
         if torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        # Measured on the 2-core dev machine: bf16 generation is ~2.5x faster than fp32 at batch 32.
-        return torch.bfloat16
+        return cpu_dtype()
 
     def load(self) -> None:
         if self.model is not None and self.tokenizer is not None:
@@ -203,6 +203,37 @@ class HFBackend(LLMBackend):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self.model = None
+
+
+# CPU instruction-set flags (Linux /proc/cpuinfo names) that compute in bf16 natively.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16", "svebf16"})
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> set[str]:
+    """The native-bf16 flags this CPU reports (empty where /proc/cpuinfo is missing)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags & BF16_FLAGS
+
+
+def cpu_dtype(cpuinfo: str | None = None):
+    """``dtype=auto`` on a CPU: bf16 where the CPU computes it natively, else fp32.
+
+    Measured with benchmarks/bench_generate.py (1 thread, batch 32): bf16 generates faster than fp32 on an
+    AMD EPYC with avx512_bf16, and slower on an Intel Xeon without it, where every bf16 product goes
+    through fp32 conversions (benchmarks/README.md).
+    """
+    import torch
+
+    return torch.bfloat16 if cpu_bf16_flags(cpuinfo) else torch.float32
 
 
 def _left_pad(tok) -> None:

@@ -67,3 +67,24 @@ def test_real_default_model_writes_valid_rows(default_model_dir, tmp_path):
         else:
             assert q.endswith("?")
     assert any(row["role"] != "cloze" for row in rows), "no model-written QA row survived"
+
+
+EPYC_FLAGS = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
+XEON_FLAGS = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni\n"
+ARM_FLAGS = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_auto_dtype_on_a_cpu_is_bf16_only_with_native_bf16_instructions():
+    import torch
+
+    from data_processor.backends.hf import HFBackend, cpu_bf16_flags, cpu_dtype
+
+    assert cpu_bf16_flags(EPYC_FLAGS) == {"avx512_bf16"} and cpu_dtype(EPYC_FLAGS) is torch.bfloat16
+    assert cpu_bf16_flags(ARM_FLAGS) == {"bf16"} and cpu_dtype(ARM_FLAGS) is torch.bfloat16
+    # avx512_vnni is an int8 instruction; without a bf16 one, bf16 products go through fp32 conversions.
+    assert cpu_bf16_flags(XEON_FLAGS) == set() and cpu_dtype(XEON_FLAGS) is torch.float32
+    assert cpu_dtype("") is torch.float32  # no /proc/cpuinfo (macOS): the safe choice
+    if not torch.cuda.is_available():  # auto follows this machine's flags; explicit dtypes are kept
+        assert HFBackend(dtype="auto")._torch_dtype() is cpu_dtype()
+    assert HFBackend(dtype="bfloat16")._torch_dtype() is torch.bfloat16
+    assert HFBackend(dtype="float32")._torch_dtype() is torch.float32
