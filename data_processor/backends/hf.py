@@ -195,7 +195,7 @@ class HFBackend(LLMBackend):
             logger.info("generating with %d worker processes x 1 thread (%s)", workers, self.model_id)
             # spawn, not fork: a forked child of a process whose OpenMP threads already ran can deadlock.
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(self._spec(),))
+                                             initializer=_worker_init, initargs=({**self._spec(), "parent_pid": os.getpid()},))
         return self._pool
 
     def close(self) -> None:
@@ -213,7 +213,8 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> set[str]:
     """The native-bf16 flags this CPU reports (empty where /proc/cpuinfo is missing)."""
     if cpuinfo is None:
         try:
-            cpuinfo = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
         except OSError:
             return set()
     flags: set[str] = set()
@@ -227,9 +228,9 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> set[str]:
 def cpu_dtype(cpuinfo: str | None = None):
     """``dtype=auto`` on a CPU: bf16 where the CPU computes it natively, else fp32.
 
-    Measured with benchmarks/bench_generate.py (1 thread, batch 32): bf16 generates faster than fp32 on an
-    AMD EPYC with avx512_bf16, and slower on an Intel Xeon without it, where every bf16 product goes
-    through fp32 conversions (benchmarks/README.md).
+    At batch 32 on one thread, bf16 generated about 2.5x faster than fp32 on a 2-core AMD EPYC with
+    avx512_bf16, and 2.3x slower (31.7 vs 73.6 tok/s, benchmarks/bench_generate.py) on an Intel Xeon
+    without a bf16 instruction, where every bf16 product goes through conversions to fp32.
     """
     import torch
 
@@ -264,10 +265,24 @@ def _generate_batch(model, tok, texts: list[str], sampling: SamplingConfig, seed
 _WORKER: dict = {}
 
 
+def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """Exit this worker once ``parent`` is gone. A pool worker otherwise outlives a collector killed by
+    SIGTERM or SIGKILL (it waits on its task queue forever) and keeps its copy of the model in memory."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _worker_init(spec: dict) -> None:
-    """In a worker process: one torch thread, the model loaded once."""
+    """In a worker process: one torch thread, the model loaded once; exits when the parent process dies."""
     import torch
 
+    _exit_with_parent(spec.pop("parent_pid", os.getppid()))
     torch.set_num_threads(1)
     backend = HFBackend(**spec, workers=1, show_progress=False)
     backend.load()

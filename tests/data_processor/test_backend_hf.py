@@ -88,3 +88,44 @@ def test_auto_dtype_on_a_cpu_is_bf16_only_with_native_bf16_instructions():
         assert HFBackend(dtype="auto")._torch_dtype() is cpu_dtype()
     assert HFBackend(dtype="bfloat16")._torch_dtype() is torch.bfloat16
     assert HFBackend(dtype="float32")._torch_dtype() is torch.float32
+
+
+def test_cpu_workers_exit_when_the_collector_is_killed(tiny_model_dir, tmp_path):
+    """A collector killed by SIGKILL cannot close its pool: its workers must not outlive it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os\n"
+        "from data_processor.backends.base import SamplingConfig\n"
+        "from data_processor.backends.hf import HFBackend\n"
+        "if __name__ == '__main__':  # spawned workers import this file too\n"
+        f"    b = HFBackend({str(tiny_model_dir)!r}, workers=2, batch_size=1, show_progress=False)\n"
+        "    b.generate([[{'role': 'user', 'content': 'hi'}]] * 2, SamplingConfig(temperature=0.0, max_new_tokens=2))\n"
+        "    print(*[p.pid for p in b._pool._processes.values()], flush=True)\n"
+        "    os.kill(os.getpid(), 9)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2, out.stderr[-2000:]
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, 9)
+    assert not left, "pool workers outlived the killed parent"
