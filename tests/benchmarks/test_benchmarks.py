@@ -1,5 +1,6 @@
 """Benchmarks: their pure parts and flags, the collection corpus, the background load, llama-server's command
-line and build, and --quick runs of bench_finetune and bench_collect on the tiny model."""
+line and build, and --quick runs of bench_finetune and bench_collect on the tiny model; bench_generate's
+summary and a run on the tiny model."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import background_load, bench_collect, bench_finetune, bench_llama_build, collect_corpus
+from benchmarks import background_load, bench_collect, bench_finetune, bench_generate, bench_llama_build, collect_corpus
 from data_processor.backends.base import LLMBackend, SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -591,3 +592,24 @@ def test_llama_build_flags_and_summary_rows():
     rows = bench_llama_build.summary_rows(runs, ["installed", "native"])
     assert rows == [["installed", "3/3", "20.0", "10.0", "30.0", ""],
                     ["native", "0/1", "-", "-", "-", "server died (SIGILL)"]]
+
+
+def test_bench_generate_summary_is_per_dtype_and_batch_in_first_measured_order():
+    runs = [{"dtype": "float32", "batch_size": 32, "tok_s": 70.0}, {"dtype": "bfloat16", "batch_size": 32, "tok_s": 30.0},
+            {"dtype": "bfloat16", "batch_size": 32, "tok_s": 34.0}, {"dtype": "float32", "batch_size": 32, "tok_s": 80.0},
+            {"dtype": "float32", "batch_size": 1, "tok_s": 9.0}]
+    rows = bench_generate.summarise(runs)
+    assert [(r["dtype"], r["batch_size"]) for r in rows] == [("float32", 32), ("bfloat16", 32), ("float32", 1)]
+    assert rows[0]["median"] == 75.0 and rows[0]["min"] == 70.0 and rows[0]["max"] == 80.0 and rows[0]["rounds"] == 2
+
+
+def test_bench_generate_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
+    rc = bench_generate.main(["--model_name_or_path", str(tiny_model_dir), "--batch_sizes", "1,2", "--rounds", "2",
+                              "--max_new_tokens", "2", "--output_dir", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert len(report["runs"]) == 2 * 2 * 2  # rounds x batch sizes x dtypes
+    assert {(r["dtype"], r["batch_size"]) for r in report["runs"]} == {(d, b) for d in ("float32", "bfloat16") for b in (1, 2)}
+    assert sum(r["completion_tokens"] for r in report["runs"]) > 0 and all(r["tok_s"] >= 0 for r in report["runs"])
+    assert report["auto_picks"] in ("float32", "bfloat16")
+    assert "dtype=auto picks" in capsys.readouterr().out
