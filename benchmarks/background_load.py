@@ -16,14 +16,17 @@ import time
 from pathlib import Path
 from typing import Self
 
-# Pins itself (when it can) before spinning, so it never lands on another core first.
+# Pins itself (when it can) before spinning, so it never lands on another core first. Every million
+# iterations (tens of milliseconds) it checks its parent: a benchmark killed before stop() must not
+# leave a core spinning.
 _BUSY_LOOP = (
     "import os, sys\n"
-    "cpu = int(sys.argv[1])\n"
+    "cpu, parent = int(sys.argv[1]), int(sys.argv[2])\n"
     "if cpu >= 0 and hasattr(os, 'sched_setaffinity'):\n"
     "    os.sched_setaffinity(0, {cpu})\n"
-    "while True:\n"
-    "    pass\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(1_000_000):\n"
+    "        pass\n"
 )
 
 
@@ -67,7 +70,7 @@ class BackgroundLoad:
     def start(self) -> Self:
         if self.running:
             return self
-        self.proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(self.cpu)],
+        self.proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(self.cpu), str(os.getpid())],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._t0 = time.monotonic()
         self.cpu_share = None

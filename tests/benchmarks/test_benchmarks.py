@@ -362,6 +362,36 @@ def test_background_load_starts_pinned_and_stops():
     load.stop()  # stopping twice is harmless
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the child's state from /proc")
+def test_background_load_ends_when_its_parent_is_killed(tmp_path):
+    import subprocess
+
+    script = ("import os, sys\n"
+              "from benchmarks.background_load import BackgroundLoad\n"
+              "load = BackgroundLoad(-1).start()\n"
+              "print(load.pid, flush=True)\n"
+              "os.kill(os.getpid(), 9)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60,
+                         check=False)
+    pid = int(out.stdout.split()[0])
+
+    def spinning() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(") ")[-1][0] != "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while spinning() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = spinning()
+    if left:
+        os.kill(pid, 9)
+    assert not left, "the busy loop outlived the killed benchmark"
+
+
 # ------------------------------------------------------------------ llama.cpp's llama-server
 def test_llama_cpp_server_command_has_slots_continuous_batching_and_threads(tmp_path):
     from utils.llama_server import LlamaCppServer, LlamaServer
