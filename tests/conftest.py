@@ -63,3 +63,21 @@ def build_tiny_model(out_dir: Path, tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, smollm2_tokenizer) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"), smollm2_tokenizer)
+
+
+def still_running(pids: list[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still running after waiting up to ``seconds`` for all to exit (Linux /proc:
+    a zombie, exited but not yet reaped, counts as exited)."""
+    import time
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(") ", 1)[-1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + seconds
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if running(p)]

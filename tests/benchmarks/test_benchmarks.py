@@ -366,6 +366,8 @@ def test_background_load_starts_pinned_and_stops():
 def test_background_load_ends_when_its_parent_is_killed(tmp_path):
     import subprocess
 
+    from tests.conftest import still_running
+
     script = ("import os, sys\n"
               "from benchmarks.background_load import BackgroundLoad\n"
               "load = BackgroundLoad(-1).start()\n"
@@ -376,17 +378,7 @@ def test_background_load_ends_when_its_parent_is_killed(tmp_path):
                          check=False)
     pid = int(out.stdout.split()[0])
 
-    def spinning() -> bool:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().split(") ")[-1][0] != "Z"  # a zombie has exited
-        except FileNotFoundError:
-            return False
-
-    deadline = time.monotonic() + 10
-    while spinning() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = spinning()
+    left = still_running([pid], 10)
     if left:
         os.kill(pid, 9)
     assert not left, "the busy loop outlived the killed benchmark"

@@ -1,6 +1,8 @@
-"""The hf backend: batching contract on the tiny random model (garbage output must not crash a run),
-and one slow run of the real default model over a short document."""
+"""The hf backend: batching contract on the tiny random model (garbage output must not crash a run), one
+slow run of the real default model over a short document, the CPU dtype that ``auto`` picks, and CPU
+workers that exit with a killed parent."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -90,12 +92,14 @@ def test_auto_dtype_on_a_cpu_is_bf16_only_with_native_bf16_instructions():
     assert HFBackend(dtype="float32")._torch_dtype() is torch.float32
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the workers' state from /proc")
 def test_cpu_workers_exit_when_the_collector_is_killed(tiny_model_dir, tmp_path):
     """A collector killed by SIGKILL cannot close its pool: its workers must not outlive it."""
     import os
     import subprocess
     import sys
-    import time
+
+    from tests.conftest import still_running
 
     script = tmp_path / "parent.py"
     script.write_text(
@@ -107,25 +111,13 @@ def test_cpu_workers_exit_when_the_collector_is_killed(tiny_model_dir, tmp_path)
         "    b.generate([[{'role': 'user', 'content': 'hi'}]] * 2, SamplingConfig(temperature=0.0, max_new_tokens=2))\n"
         "    print(*[p.pid for p in b._pool._processes.values()], flush=True)\n"
         "    os.kill(os.getpid(), 9)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
                          check=False)
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) == 2, out.stderr[-2000:]
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        # a zombie (exited, not yet reaped by init) counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-
-    deadline = time.monotonic() + 15
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = [p for p in pids if alive(p)]
+    left = still_running(pids, 15)
     for p in left:
         os.kill(p, 9)
     assert not left, "pool workers outlived the killed parent"
