@@ -1,6 +1,6 @@
 """Collection throughput at the scale where batching matters, idle and under a one-core background load.
 
-    python -m benchmarks.bench_collect                     # 12 documents, idle + loaded: hours ((a) alone ran 35 min idle on 6)
+    python -m benchmarks.bench_collect                     # 12 documents, idle + loaded: hours ((a): 35 min on 6 idle)
     python -m benchmarks.bench_collect --quick             # 2 documents, fewer prompts per stage: ~20 min
     python -m benchmarks.bench_collect -- --batch_size 16  # flags after -- go to the collector
     python -m utils.llama_server                           # builds llama-server once (~10-15 min on 2 cores)

@@ -53,8 +53,8 @@ def summarise(runs: list[dict]) -> list[dict]:
     groups: dict[tuple[str, int], list[float]] = {}
     for r in runs:
         groups.setdefault((r["dtype"], r["batch_size"]), []).append(r["tok_s"])
-    return [{"dtype": d, "batch_size": b, "median": statistics.median(v), "min": min(v), "max": max(v), "rounds": len(v)}
-            for (d, b), v in groups.items()]
+    return [{"dtype": d, "batch_size": b, "median": statistics.median(v), "min": min(v), "max": max(v),
+             "rounds": len(v)} for (d, b), v in groups.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
           f"bf16 flags: {', '.join(report['cpu_bf16_flags']) or 'none'}; dtype=auto picks {report['auto_picks']} here")
     print(f"load average before/after: {report['load_before']} / {report['load_after']}")
     print(format_table(["dtype", "batch", "tok/s median", "min", "max", "rounds"],
-                       [[s["dtype"], s["batch_size"], f"{s['median']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}", s["rounds"]]
-                        for s in summary]))
+                       [[s["dtype"], s["batch_size"], f"{s['median']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}",
+                         s["rounds"]] for s in summary]))
     return 0
 
 

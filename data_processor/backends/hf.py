@@ -194,8 +194,9 @@ class HFBackend(LLMBackend):
 
             logger.info("generating with %d worker processes x 1 thread (%s)", workers, self.model_id)
             # spawn, not fork: a forked child of a process whose OpenMP threads already ran can deadlock.
+            spec = {**self._spec(), "parent_pid": os.getpid()}
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=({**self._spec(), "parent_pid": os.getpid()},))
+                                             initializer=_worker_init, initargs=(spec,))
         return self._pool
 
     def close(self) -> None:

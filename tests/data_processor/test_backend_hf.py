@@ -111,7 +111,8 @@ def test_cpu_workers_exit_when_the_collector_is_killed(tiny_model_dir, tmp_path)
         "    b.generate([[{'role': 'user', 'content': 'hi'}]] * 2, SamplingConfig(temperature=0.0, max_new_tokens=2))\n"
         "    print(*[p.pid for p in b._pool._processes.values()], flush=True)\n"
         "    os.kill(os.getpid(), 9)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
                          check=False)
     pids = [int(p) for p in out.stdout.split()]
