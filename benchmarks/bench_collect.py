@@ -15,15 +15,17 @@ prompts, parsing, repairs, caps), with a fresh reply cache per run, three ways:
                       torch's own threads, or --threads)
   (b) collector       the hf backend exactly as the collector builds it by default
                       (``build_backend("hf", **CollectConfig.backend_kwargs())``: on a CPU one worker process
-                      per core with one torch thread each, batches of --batch_size)
+                      per core with one torch thread each, continuous batching in --batch_size slots)
   (c) llama_server    the api backend against llama.cpp's C++ ``llama-server`` on the default model's GGUF,
                       with --server_parallel slots and continuous batching, and as many requests in flight
-  collector_1proc     (optional) (b) in one process with torch's threads: the layout before worker processes
+  collector_generate  (optional) (b) with ``model.generate`` on whole batches instead of continuous batching
+  collector_1proc     (optional) (b) in one process with torch's threads and ``model.generate``: the layout
+                      before worker processes
 Every reply is generated, never read from a cache; backends are loaded (and worker pools started) before
 the clock starts, so the figures are steady-state throughput.
 
 Alongside, in the same run:
-  model_workers / model_inproc   the bare model's own batched ``generate()`` on (b)'s prompts (one full
+  model_workers / model_inproc   the bare model's own batched ``model.generate()`` on (b)'s prompts (one full
       batch per worker of each stage's first prompts, the stage's own sampling), through (b)'s worker
       layout and in one process: the same batch size and dtype, without stages, parsing, repairs or cache.
       (b)'s ratio to it weights each stage by (b)'s own tokens.
@@ -57,7 +59,7 @@ from utils.tables import format_table
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_collect")
 
-COLLECTION = ("sequential", "collector", "llama_server", "collector_1proc")
+COLLECTION = ("sequential", "collector", "collector_generate", "llama_server", "collector_1proc")
 REFERENCES = ("model_workers", "model_inproc")
 WORKLOADS = ("replay_default", "replay_1proc", "eval_default", "eval_1proc")
 KIND = {**{j: "collection" for j in COLLECTION}, **{j: "reference" for j in REFERENCES},
@@ -396,6 +398,10 @@ class Ratio:
 RATIOS = (
     Ratio("b_over_a_qa", "collection (b)/(a) QA rows/min, idle", "collector", "sequential", "qa_per_min", target=4.0),
     Ratio("b_over_a_tok", "collection (b)/(a) generated tok/s, idle", "collector", "sequential"),
+    Ratio("b_over_generate_qa", "collection (b)/(b with model.generate) QA rows/min, idle", "collector",
+          "collector_generate", "qa_per_min"),
+    Ratio("b_over_generate_tok", "collection (b)/(b with model.generate) generated tok/s, idle", "collector",
+          "collector_generate"),
     Ratio("b_over_c_tok", "(b)/(c) llama-server generated tok/s, idle", "collector", "llama_server", target=1.0),
     Ratio("b_over_c_qa", "(b)/(c) llama-server QA rows/min, idle", "collector", "llama_server", "qa_per_min"),
     Ratio("b_over_model_workers", "(b) / bare model generate(), same worker layout, batch, dtype: tok/s, idle",
@@ -654,7 +660,9 @@ def main(argv: list[str] | None = None) -> int:
 
     kw = {**base_cfg.backend_kwargs(), "show_progress": False}
     hf_default = build_backend("hf", **kw)  # (b): exactly the collector's default backend
-    hf_1proc = build_backend("hf", **{**kw, "workers": "1"})  # one process, torch's threads
+    # (b)'s worker layout with model.generate(): collector_generate and the bare-model reference
+    hf_generate = build_backend("hf", **{**kw, "decode": "generate"})
+    hf_1proc = build_backend("hf", **{**kw, "workers": "1", "decode": "generate"})  # one process, torch's threads
     server = api = None
     load = BackgroundLoad(default_load_cpu() if args.load_cpu == -2 else args.load_cpu)
     report["background_load"] = {"cpu": load.cpu}
@@ -689,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         full_batch = workers * batch
         report.update(workers=workers, batch_size=batch, full_batch=full_batch)
         report["pool_start_s"] = round(_warm_up(hf_default, workers), 1)
+        if "collector_generate" in variants or args.references:
+            report["pool_start_generate_s"] = round(_warm_up(hf_generate, workers), 1)
         logger.info("collector backend: %d worker process(es) x 1 thread, batch %d, %s; one-process layout: %d torch "
                     "threads", workers, batch, report["hf_dtype"], torch.get_num_threads())
         atomic_write_json(results_path, report)
@@ -704,8 +714,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for job in jobs:
                     deadline = time.monotonic() + budget if budget > 0 and job in budgeted else None
-                    res = _run_job(job, args, hf_default, hf_1proc, api, kept, deadline, out_dir, counter,
-                                   full_batch, batch, replay_file, questions)
+                    res = _run_job(job, args, (hf_default, hf_generate, hf_1proc), api, kept, deadline, out_dir,
+                                   counter, full_batch, batch, replay_file, questions)
                     res.update(round=rnd, condition=cond, job=job, load_average=load_average())
                     report["runs"].append(res)
                     atomic_write_json(results_path, report)
@@ -730,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         if api is not None:
             api.close()
         hf_default.close()
+        hf_generate.close()
         hf_1proc.close()
         torch.set_num_threads(torch_threads)
     report["load_after"] = load_average()
@@ -740,13 +751,14 @@ def main(argv: list[str] | None = None) -> int:
     return 130 if interrupted else 0
 
 
-def _run_job(job, args, hf_default, hf_1proc, api, kept, deadline, out_dir, counter, full_batch, batch, replay_file,
-             questions) -> dict:
-    """Run one job; a failure is recorded (``status`` ``failed: ...``) and the benchmark goes on."""
+def _run_job(job, args, hf, api, kept, deadline, out_dir, counter, full_batch, batch, replay_file, questions) -> dict:
+    """Run one job; a failure is recorded (``status`` ``failed: ...``) and the benchmark goes on. ``hf``: the
+    (default, worker layout with model.generate, one process with model.generate) hf backends."""
+    hf_default, hf_generate, hf_1proc = hf
     try:
         if KIND[job] == "collection":
-            inner = {"sequential": hf_1proc, "collector": hf_default, "collector_1proc": hf_1proc,
-                     "llama_server": api}[job]
+            inner = {"sequential": hf_1proc, "collector": hf_default, "collector_generate": hf_generate,
+                     "collector_1proc": hf_1proc, "llama_server": api}[job]
             backend = BenchBackend(inner, sequential=(job == "sequential"), deadline=deadline,
                                    keep_prompts=full_batch if job == "collector" and not kept else 0)
             res = run_collection_job(job, backend, out_dir / "docs", out_dir / "runs" / job, args.collect_args,
@@ -757,7 +769,7 @@ def _run_job(job, args, hf_default, hf_1proc, api, kept, deadline, out_dir, coun
         if KIND[job] == "reference":
             if not kept:
                 return {"kind": "reference", "status": "skipped: no (b) prompts recorded"}
-            inner = hf_default if job == "model_workers" else hf_1proc
+            inner = hf_generate if job == "model_workers" else hf_1proc
             return run_reference_job(BenchBackend(inner, sequential=False, batch_size=batch, deadline=deadline), kept)
         inner = hf_default if job.endswith("_default") else hf_1proc
         if KIND[job] == "replay":

@@ -5,6 +5,7 @@ taking whole batches. One process with several OpenMP threads is as fast only on
 when another job holds a core, its threads wait for each other at every barrier (measured on the
 2-core dev machine: 0.5 tok/s with 2 threads vs 13.8 with 1, the other core busy). Workers are started
 once, on the first ``generate``, and kept until ``close()``. On a GPU generation stays in process.
+On a CPU replies are decoded with continuous batching (:mod:`.hf_decode`), on a GPU with ``model.generate``.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ class HFBackend(LLMBackend):
 
     Args:
         model_name_or_path: ``default``, a local checkpoint folder or a hub id.
-        batch_size: prompts per ``generate`` call; prompts are sorted by length first so each batch
-            pads little.
+        batch_size: rows decoded at once (prompts per ``model.generate`` call, or continuous-batching
+            slots); prompts are sorted by length first so each batch pads little.
         dtype: ``auto`` (bf16 on GPUs and on CPUs with native bf16 instructions, see :func:`cpu_dtype`;
             else fp16 on GPUs, fp32 on CPUs), ``float32`` or ``bfloat16``.
         adapter_path: optional PEFT adapter folder applied on top of the model.
@@ -38,6 +39,10 @@ class HFBackend(LLMBackend):
         show_progress: draw a tqdm bar per ``generate`` call.
         workers: CPU worker processes, each with one torch thread: ``auto`` = one per core (1 on a GPU, or
             for an in-memory model); ``1`` generates in this process with torch's own thread setting.
+        decode: ``auto`` = continuous batching (:mod:`.hf_decode`: a finished reply leaves the batch and a
+            waiting prompt takes its slot) on a CPU where the model supports it, else ``model.generate``;
+            ``continuous`` or ``generate`` force one. With continuous batching each worker (or this process)
+            takes chunks of up to :data:`CHUNK_BATCHES` batches of prompts, so ``on_result`` fires per chunk.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class HFBackend(LLMBackend):
         show_progress: bool = True,
         progress_desc: str = "generate",
         workers: int | str = "auto",
+        decode: str = "auto",
     ) -> None:
         super().__init__()
         self.model_name_or_path = model_name_or_path
@@ -64,6 +70,9 @@ class HFBackend(LLMBackend):
         self.show_progress = show_progress
         self.progress_desc = progress_desc
         self.model_id = f"hf:{model_name_or_path}" + (f"+{adapter_path}" if adapter_path else "")
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
+        self.decode = decode
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
@@ -118,7 +127,17 @@ class HFBackend(LLMBackend):
 
     def _spec(self) -> dict:
         return dict(model_name_or_path=self.model_name_or_path, dtype=self.dtype, adapter_path=self.adapter_path,
-                    merge_adapter=self.merge_adapter)
+                    merge_adapter=self.merge_adapter, decode=self.decode)
+
+    def _continuous_planned(self) -> bool:
+        """Whether chunks go to continuous batching (then a chunk holds several batches' prompts)."""
+        if self.decode == "generate":
+            return False
+        if self.model is not None:
+            return _continuous(self.model, self.decode)
+        import torch
+
+        return self.decode == "continuous" or not torch.cuda.is_available()
 
     def generate(
         self,
@@ -142,8 +161,9 @@ class HFBackend(LLMBackend):
         # shows up on the first batch instead of the last. With workers, batches are cut so every
         # worker gets some.
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        size = min(self.batch_size, math.ceil(len(texts) / workers))
-        # (seed offset, items): seeded per batch so a resumed run regenerates a batch as the first run did
+        slots = min(self.batch_size, math.ceil(len(texts) / workers))
+        size = chunk_size(len(texts), workers, slots, self._continuous_planned())
+        # (seed offset, items): seeded per chunk so a resumed run regenerates a chunk as the first run did
         batches = [(sampling.seed + k, order[k: k + size]) for k in range(0, len(order), size)]
         results: list[str | None] = [None] * len(texts)
         t0 = time.time()
@@ -162,10 +182,11 @@ class HFBackend(LLMBackend):
         try:
             if workers == 1:
                 for seed, idx in batches:
-                    done(idx, *_generate_batch(self.model, tok, [texts[i] for i in idx], sampling, seed))
+                    done(idx, *_generate_batch(self.model, tok, [texts[i] for i in idx], sampling, seed, slots,
+                                               self.decode))
             else:
                 pool = self._start_pool(workers)
-                pending = {pool.submit(_worker_generate, [texts[i] for i in idx], sampling, seed): idx
+                pending = {pool.submit(_worker_generate, [texts[i] for i in idx], sampling, seed, slots): idx
                            for seed, idx in batches}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -206,6 +227,22 @@ class HFBackend(LLMBackend):
         self.model = None
 
 
+DECODES = ("auto", "continuous", "generate")
+# With continuous batching a worker runs a chunk of prompts through batch_size slots. Bigger chunks keep
+# the slots full for longer (a batch drains only at a chunk's end); smaller ones balance the workers
+# better and report results sooner.
+CHUNK_BATCHES = 4
+
+
+def chunk_size(n: int, workers: int, slots: int, continuous: bool) -> int:
+    """Prompts per unit of work: one batch with ``generate``; with continuous batching up to
+    ``CHUNK_BATCHES`` batches, sized so the workers get about the same number of chunks."""
+    if not continuous or n <= workers * slots:
+        return max(1, slots)
+    per_worker = math.ceil(n / (workers * CHUNK_BATCHES * slots))
+    return math.ceil(n / (workers * per_worker))
+
+
 # CPU instruction-set flags (Linux /proc/cpuinfo names) that compute in bf16 natively.
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16", "svebf16"})
 
@@ -244,8 +281,37 @@ def _left_pad(tok) -> None:
         tok.pad_token = tok.eos_token
 
 
-def _generate_batch(model, tok, texts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[str], int]:
-    """Greedy or sampled replies to ``texts`` (already chat-formatted); returns ``(replies, new tokens)``."""
+def _continuous(model, decode: str) -> bool:
+    """Whether replies come from :func:`~.hf_decode.continuous_generate` (CPU) or ``model.generate``."""
+    from .hf_decode import supports_continuous
+
+    if decode == "generate":
+        return False
+    if decode == "continuous" or model.device.type == "cpu":
+        return supports_continuous(model)
+    return False  # on a GPU a decode step costs about the same with fewer rows: generate() loses little
+
+
+def _generate_batch(model, tok, texts: list[str], sampling: SamplingConfig, seed: int, slots: int | None = None,
+                    decode: str = "generate") -> tuple[list[str], int]:
+    """Greedy or sampled replies to ``texts`` (already chat-formatted), at most ``slots`` (default: all) in a
+    batch at once; returns ``(replies, new tokens)``."""
+    slots = slots or len(texts)
+    if _continuous(model, decode):
+        from .hf_decode import continuous_generate
+
+        return continuous_generate(model, tok, texts, sampling, seed, slots)
+    replies: list[str] = []
+    tokens = 0
+    for k in range(0, len(texts), slots):
+        r, n = _generate_once(model, tok, texts[k: k + slots], sampling, seed + k)
+        replies += r
+        tokens += n
+    return replies, tokens
+
+
+def _generate_once(model, tok, texts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[str], int]:
+    """``model.generate`` on one batch."""
     import torch
 
     gen_kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id)
@@ -291,6 +357,6 @@ def _worker_init(spec: dict) -> None:
     _WORKER["backend"] = backend
 
 
-def _worker_generate(texts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[str], int]:
+def _worker_generate(texts: list[str], sampling: SamplingConfig, seed: int, slots: int) -> tuple[list[str], int]:
     backend = _WORKER["backend"]
-    return _generate_batch(backend.model, backend.tokenizer, texts, sampling, seed)
+    return _generate_batch(backend.model, backend.tokenizer, texts, sampling, seed, slots, backend.decode)

@@ -554,7 +554,8 @@ def test_llama_cpp_server_decodes_requests_in_parallel_slots(default_model_dir, 
 def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, tmp_path, capsys):
     # --threads 1: the one-process jobs do not stall beside the busy loop (the test's time, not its subject).
     # A loaded budget too short for anything, on the sequential job only: it alone stops.
-    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick", "--variants", "sequential,collector",
+    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick",
+                             "--variants", "sequential,collector,collector_generate",
                              "--loaded_budget_s", "0.001", "--budget_jobs", "sequential",
                              "--threads", "1", "--replay_prompts", "4", "--eval_questions", "4", "--replay_new_tokens", "8",
                              "--eval_new_tokens", "8", "--output_dir", str(tmp_path), "--", "--max_new_tokens", "8"])
@@ -562,14 +563,15 @@ def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, t
     report = json.loads((tmp_path / "results.json").read_text())
     assert len(report["corpus"]) == 2 and len(list((tmp_path / "docs").iterdir())) == 2
     runs = {(r["condition"], r["job"]): r for r in report["runs"]}
-    jobs = ["sequential", "collector", *bench_collect.REFERENCES, *bench_collect.WORKLOADS]
+    jobs = ["sequential", "collector", "collector_generate", *bench_collect.REFERENCES, *bench_collect.WORKLOADS]
     assert set(runs) == {(c, j) for c in ("idle", "loaded") for j in jobs}
     assert runs["loaded", "sequential"]["status"] == "budget" and runs["loaded", "sequential"]["qa_rows"] is None
     assert all(r["status"] == "complete" for k, r in runs.items() if k != ("loaded", "sequential")), \
         [r["status"] for r in runs.values()]
     seq, bat = runs["idle", "sequential"], runs["idle", "collector"]
     # Same documents, same pipeline, fresh caches: the same prompts reach the model either way ...
-    assert seq["llm_calls"] == bat["llm_calls"] > 0 and seq["chunks"] == bat["chunks"]
+    assert seq["llm_calls"] == bat["llm_calls"] == runs["idle", "collector_generate"]["llm_calls"] > 0
+    assert seq["chunks"] == bat["chunks"]
     # ... one generate() per prompt unbatched, one per stage (and repair round) batched.
     assert seq["generate_calls"] == seq["llm_calls"] > bat["generate_calls"]
     assert bat["full_batch"] == report["workers"] * report["batch_size"]
@@ -577,6 +579,7 @@ def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, t
     assert set(ref["per_stage"]) <= set(bat["per_stage"]) and ref["completion_tokens"] > 0
     assert runs["idle", "replay_default"]["prompts"] == 4 and runs["idle", "eval_default"]["prompts"] == 4
     ratios = report["summary"]["ratios"]
+    assert ratios["b_over_generate_qa"]["result"] == "info" and len(ratios["b_over_generate_qa"]["values"]) == 1
     for key in ("b_over_a_qa", "b_over_model_workers", "b_loaded_qa", "replay_default_loaded", "eval_default_loaded"):
         assert ratios[key]["result"] in ("PASS", "MISS") and len(ratios[key]["values"]) == 1
     assert ratios["b_over_c_tok"]["result"] == "not measured"  # no llama-server variant here
