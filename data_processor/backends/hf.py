@@ -1,11 +1,11 @@
-"""Local transformers backend: batched ``generate`` with left padding and the chat template.
+"""Local transformers backend: batched generation with left padding and the chat template.
 
 On a CPU it runs, by default, one worker process per core with one torch thread each, every worker
-taking whole batches. One process with several OpenMP threads is as fast only on an idle machine:
+taking chunks of prompts. One process with several OpenMP threads is as fast only on an idle machine:
 when another job holds a core, its threads wait for each other at every barrier (measured on the
 2-core dev machine: 0.5 tok/s with 2 threads vs 13.8 with 1, the other core busy). Workers are started
-once, on the first ``generate``, and kept until ``close()``. On a GPU generation stays in process.
-On a CPU replies are decoded with continuous batching (:mod:`.hf_decode`), on a GPU with ``model.generate``.
+once, on the first ``generate``, and kept until ``close()``. On a CPU replies are decoded with continuous
+batching (:mod:`.hf_decode`); on a GPU generation stays in process, with ``model.generate``.
 """
 from __future__ import annotations
 
