@@ -56,7 +56,7 @@ def stop_ids(model, tok) -> set[int]:
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
-def _left_pad(t, length: int, value=0):
+def _pad_left_to(t, length: int, value=0):
     """Pad ``t`` on the left of its sequence dimension (-1 for masks, -2 for cache tensors) to ``length``."""
     import torch
 
@@ -149,9 +149,9 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
                 else:  # join the two batches: both left-padded to the longer one
                     length = max(mask.shape[1], m.shape[1])
                     for old, new in zip(cache.layers, new_cache.layers):
-                        old.keys = torch.cat([_left_pad(old.keys, length), _left_pad(new.keys, length)])
-                        old.values = torch.cat([_left_pad(old.values, length), _left_pad(new.values, length)])
-                    mask = torch.cat([_left_pad(mask, length), _left_pad(m, length)])
+                        old.keys = torch.cat([_pad_left_to(old.keys, length), _pad_left_to(new.keys, length)])
+                        old.values = torch.cat([_pad_left_to(old.values, length), _pad_left_to(new.values, length)])
+                    mask = torch.cat([_pad_left_to(mask, length), _pad_left_to(m, length)])
                     nxt = torch.cat([nxt, first])
                 rows += join
             keep = [j for j, i in enumerate(rows) if not ended[i]]
