@@ -289,7 +289,7 @@ def _continuous(model, decode: str) -> bool:
         return False
     if decode == "continuous" or model.device.type == "cpu":
         return supports_continuous(model)
-    return False  # on a GPU a decode step costs about the same with fewer rows: generate() loses little
+    return False  # on a GPU: model.generate; continuous batching at GPU scale is the vllm backend's job
 
 
 def _generate_batch(model, tok, texts: list[str], sampling: SamplingConfig, seed: int, slots: int | None = None,
