@@ -523,6 +523,20 @@ def breakdown_table(b_run: dict, ref_run: dict | None) -> str:
                          "(b)/bare", "calls under a full batch / s"], rows, align="lrrrrrrrr")
 
 
+def stage_speedups(a_stages: dict, b_stages: dict, target: float) -> str:
+    """Each stage's (a) seconds over (b) seconds, and the stage whose (b) seconds exceed (a)'s / ``target``
+    by the most."""
+    both = {k: (a_stages[k]["seconds"], v["seconds"]) for k, v in b_stages.items()
+            if k in a_stages and v.get("seconds") and a_stages[k].get("seconds")}
+    if not both:
+        return ""
+    worst = max(both, key=lambda k: both[k][1] - both[k][0] / target)
+    sa, sb = both[worst]
+    return (" Per stage, (a)'s generate() seconds over (b)'s: "
+            + ", ".join(f"{k} {a / b:.1f}x" for k, (a, b) in both.items())
+            + f"; {worst} is furthest from {target:g}x: {sb:.0f} s where {target:g}x would need {sa / target:.0f} s.")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -545,10 +559,11 @@ def miss_notes(report: dict, summary: dict) -> list[str]:
         if key == "b_over_a_qa":
             gain = (tok("idle", "model_workers") or 0) / (tok("idle", "sequential") or float("inf"))
             b, a = run("idle", "collector") or {}, run("idle", "sequential") or {}
-            notes.append(f"{r['label']}: the bare model on (b)'s prompts through the worker layout makes "
-                         f"{gain:.1f}x the tokens/s of (a)'s one-prompt calls, the most batching can give here; "
-                         f"(b) got {tok('idle', 'collector') or 0:.1f} tok/s vs (a) {tok('idle', 'sequential') or 0:.1f}; "
-                         f"QA rows (a) {a.get('qa_rows')} vs (b) {b.get('qa_rows')}.")
+            notes.append(f"{r['label']}: (b) got {tok('idle', 'collector') or 0:.1f} tok/s vs (a) "
+                         f"{tok('idle', 'sequential') or 0:.1f}; the bare model.generate() on (b)'s prompts through "
+                         f"the worker layout makes {gain:.1f}x the tokens/s of (a)'s one-prompt calls; "
+                         f"QA rows (a) {a.get('qa_rows')} vs (b) {b.get('qa_rows')}."
+                         + stage_speedups(a.get("per_stage") or {}, b.get("per_stage") or {}, r["target"]))
         elif key == "b_over_c_tok":
             c = report.get("server", {})
             notes.append(f"{r['label']}: llama-server ({c.get('parallel')} slots, {c.get('threads')} threads, "

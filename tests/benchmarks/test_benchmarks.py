@@ -243,13 +243,16 @@ def test_collect_miss_notes_give_measured_reasons():
     b_stages = {"facts": {"completion_tokens": 600, "seconds": 20.0, "underfilled_seconds": 4.0}}
     b = {**_run(0, "idle", "collector", 20, 5, per_stage=b_stages), "seconds": 30.0, "gen_seconds": 20.0,
          "outside_seconds": 10.0, "completion_tokens": 600, "full_batch": 64}
-    runs = [_run(0, "idle", "sequential", 10, 2.5), b,
+    a_stages = {"facts": {"seconds": 50.0}}
+    runs = [{**_run(0, "idle", "sequential", 10, 2.5), "per_stage": a_stages}, b,
             _run(0, "idle", "model_workers", 40, per_stage={"facts": {"tok_s": 40.0}})]
     report = {"runs": runs, "server": {}, "background_load": {"cpu": 1, "cpu_share": 0.99}}
     s = bench_collect.summarise(runs)
     notes = bench_collect.miss_notes(report, s)
     assert len(notes) == 2  # b/a (2x < 4) and b/bare model (0.5 < 0.7)
     assert "4.0x the tokens/s" in notes[0]
+    assert "(a)'s generate() seconds over (b)'s: facts 2.5x; facts is furthest from 4x: 20 s where 4x would " \
+           "need 12 s" in notes[0]
     assert "10 s of 30 s (33%) outside generate()" in notes[1] and "75% of the bare model's 40.0" in notes[1]
 
 
