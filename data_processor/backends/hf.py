@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -42,7 +43,8 @@ class HFBackend(LLMBackend):
         decode: ``auto`` = continuous batching (:mod:`.hf_decode`: a finished reply leaves the batch and a
             waiting prompt takes its slot) on a CPU where the model supports it, else ``model.generate``;
             ``continuous`` or ``generate`` force one. With continuous batching each worker (or this process)
-            takes chunks of up to :data:`CHUNK_BATCHES` batches of prompts, so ``on_result`` fires per chunk.
+            takes chunks of up to :data:`CHUNK_BATCHES` batches of prompts and ``on_result`` fires as each
+            reply ends (with ``model.generate``, per batch).
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class HFBackend(LLMBackend):
         self.decode = decode
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._replies = None  # the workers' reply queue
+        self._call = 0  # numbers generate() calls, so a reply left over from a failed call is ignored
 
     # -- loading ---------------------------------------------------------------------------------
     def _torch_dtype(self):
@@ -165,39 +169,57 @@ class HFBackend(LLMBackend):
         size = chunk_size(len(texts), workers, slots, self._continuous_planned())
         # (seed offset, items): seeded per chunk so a resumed run regenerates a chunk as the first run did
         batches = [(sampling.seed + k, order[k: k + size]) for k in range(0, len(order), size)]
-        results: list[str | None] = [None] * len(texts)
+        results: list[str] = [""] * len(texts)
+        reported = [False] * len(texts)
         t0 = time.time()
         bar = tqdm(total=len(texts), desc=desc or self.progress_desc, unit="prompt", disable=not self.show_progress)
 
-        def done(idx: list[int], outs: list[str], new_tokens: int) -> None:
-            for i, text in zip(idx, outs):
-                results[i] = text
+        def emit(i: int, text: str) -> None:  # a reply, as soon as it is known (once)
+            if not reported[i]:
+                reported[i], results[i] = True, text
                 if on_result is not None:
                     on_result(i, text)
+                bar.update(1)
+
+        def done(idx: list[int], outs: list[str], new_tokens: int) -> None:  # a whole chunk
+            for i, text in zip(idx, outs):
+                emit(i, text)
             self.stats.completion_tokens += new_tokens
             self.stats.prompt_tokens += sum(lengths[i] for i in idx)
             self.stats.calls += len(idx)
-            bar.update(len(idx))
 
         try:
             if workers == 1:
                 for seed, idx in batches:
                     done(idx, *_generate_batch(self.model, tok, [texts[i] for i in idx], sampling, seed, slots,
-                                               self.decode))
+                                               self.decode, on_reply=lambda j, text, idx=idx: emit(idx[j], text)))
             else:
                 pool = self._start_pool(workers)
-                pending = {pool.submit(_worker_generate, [texts[i] for i in idx], sampling, seed, slots): idx
-                           for seed, idx in batches}
+                self._call += 1
+                pending = {pool.submit(_worker_generate, [texts[i] for i in idx], sampling, seed, slots,
+                                       (self._call, k)): k for k, (seed, idx) in enumerate(batches)}
                 while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for (call, k), j, text in self._streamed():
+                        if call == self._call:
+                            emit(batches[k][1][j], text)
                     for fut in finished:
-                        done(pending.pop(fut), *fut.result())
+                        done(batches[pending.pop(fut)][1], *fut.result())
         except RuntimeError as exc:  # OOM, a dead worker: surface with context, never an empty string
             raise BackendError(f"hf generate failed on {self.model_id} ({desc or self.progress_desc}): {exc}") from exc
         finally:
             bar.close()
             self.stats.seconds += time.time() - t0
-        return [r if r is not None else "" for r in results]
+        return results
+
+    def _streamed(self) -> list:
+        """The replies workers have reported so far (``(task, index in chunk, text)``), without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self._replies.get_nowait())
+            except queue.Empty:
+                return out
 
     def _load_tokenizer(self):
         if self.tokenizer is None:
@@ -216,14 +238,19 @@ class HFBackend(LLMBackend):
             logger.info("generating with %d worker processes x 1 thread (%s)", workers, self.model_id)
             # spawn, not fork: a forked child of a process whose OpenMP threads already ran can deadlock.
             spec = {**self._spec(), "parent_pid": os.getpid()}
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(spec,))
+            ctx = multiprocessing.get_context("spawn")
+            # Workers report each reply here as it ends, so progress and on_result need not wait for a chunk.
+            self._replies = ctx.Queue()
+            self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(spec, self._replies))
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._replies.close()
+            self._replies = None
         self.model = None
 
 
@@ -293,18 +320,22 @@ def _continuous(model, decode: str) -> bool:
 
 
 def _generate_batch(model, tok, texts: list[str], sampling: SamplingConfig, seed: int, slots: int | None = None,
-                    decode: str = "generate") -> tuple[list[str], int]:
+                    decode: str = "generate", on_reply=None) -> tuple[list[str], int]:
     """Greedy or sampled replies to ``texts`` (already chat-formatted), at most ``slots`` (default: all) in a
-    batch at once; returns ``(replies, new tokens)``."""
+    batch at once; returns ``(replies, new tokens)``. ``on_reply(index, text)`` is called as each reply ends
+    (with ``model.generate``: per batch)."""
     slots = slots or len(texts)
     if _continuous(model, decode):
         from .hf_decode import continuous_generate
 
-        return continuous_generate(model, tok, texts, sampling, seed, slots)
+        return continuous_generate(model, tok, texts, sampling, seed, slots, on_reply=on_reply)
     replies: list[str] = []
     tokens = 0
     for k in range(0, len(texts), slots):
         r, n = _generate_once(model, tok, texts[k: k + slots], sampling, seed + k)
+        if on_reply is not None:
+            for j, text in enumerate(r):
+                on_reply(k + j, text)
         replies += r
         tokens += n
     return replies, tokens
@@ -345,8 +376,9 @@ def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _worker_init(spec: dict) -> None:
-    """In a worker process: one torch thread, the model loaded once; exits when the parent process dies."""
+def _worker_init(spec: dict, replies=None) -> None:
+    """In a worker process: one torch thread, the model loaded once; exits when the parent process dies.
+    ``replies``: the queue each reply goes to as it ends."""
     import torch
 
     _exit_with_parent(spec.pop("parent_pid", os.getppid()))
@@ -355,8 +387,10 @@ def _worker_init(spec: dict) -> None:
     backend.load()
     _left_pad(backend.tokenizer)
     _WORKER["backend"] = backend
+    _WORKER["replies"] = replies
 
 
-def _worker_generate(texts: list[str], sampling: SamplingConfig, seed: int, slots: int) -> tuple[list[str], int]:
-    backend = _WORKER["backend"]
-    return _generate_batch(backend.model, backend.tokenizer, texts, sampling, seed, slots, backend.decode)
+def _worker_generate(texts: list[str], sampling: SamplingConfig, seed: int, slots: int, task) -> tuple[list[str], int]:
+    backend, replies = _WORKER["backend"], _WORKER.get("replies")
+    on_reply = None if replies is None else (lambda j, text: replies.put((task, j, text)))
+    return _generate_batch(backend.model, backend.tokenizer, texts, sampling, seed, slots, backend.decode, on_reply)

@@ -106,11 +106,13 @@ class _Picker:
         return torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(1).to(logits.device)
 
 
-def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots: int) -> tuple[list[str], int]:
+def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots: int,
+                        on_reply=None) -> tuple[list[str], int]:
     """Replies to ``texts`` (already chat-formatted), at most ``slots`` in the batch at once.
 
     Returns ``(replies, new tokens)``; a reply ends with a stop token or after ``sampling.max_new_tokens``.
     Prompts join in the order given (the caller sorts them by length so joiners pad little).
+    ``on_reply(index, text)`` is called as each reply ends.
     """
     import torch
     from transformers import DynamicCache
@@ -126,11 +128,16 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
     cache = mask = nxt = None                 # the running batch: KV cache, attention mask, next input tokens
     ended = [False] * len(texts)
 
+    def decode(i: int) -> str:
+        return tok.decode(replies[i], skip_special_tokens=True).strip()
+
     def accept(idx: list[int], tokens) -> None:
         # The stop token stays in the reply, as generate() leaves it: decoding drops it when it is special.
         for i, t in zip(idx, tokens.tolist()):
             replies[i].append(t)
             ended[i] = t in stops or len(replies[i]) >= sampling.max_new_tokens
+            if ended[i] and on_reply is not None:
+                on_reply(i, decode(i))
 
     with torch.inference_mode():
         while waiting or rows:
@@ -177,5 +184,5 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
                            past_key_values=cache, use_cache=True).logits[:, -1]
             nxt = pick(logits)
             accept(rows, nxt)
-    out = [tok.decode(r, skip_special_tokens=True).strip() for r in replies]
+    out = [decode(i) for i in range(len(texts))]
     return out, sum(t != tok.pad_token_id for r in replies for t in r)  # counted as generate()'s are

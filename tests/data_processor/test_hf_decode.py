@@ -59,6 +59,15 @@ def test_greedy_replies_equal_generate_whatever_the_slots(tiny, slots):
     assert tokens == ref_tokens
 
 
+def test_each_reply_is_reported_as_it_ends(tiny):
+    model, tok, texts = tiny
+    heard = []
+    replies, _ = continuous_generate(model, tok, texts, SamplingConfig(temperature=0.0, max_new_tokens=NEW), 0,
+                                     slots=4, on_reply=lambda i, text: heard.append((i, text)))
+    assert sorted(heard) == sorted(enumerate(replies))            # every reply once, with its final text
+    assert [i for i, _ in heard] != list(range(len(texts)))       # in the order they ended, not prompt order
+
+
 def test_sampling_is_reproducible_and_seeded(tiny):
     model, tok, texts = tiny
     hot = SamplingConfig(temperature=1.5, top_p=0.99, max_new_tokens=NEW)
@@ -72,14 +81,15 @@ def test_the_backend_uses_it_on_a_cpu_and_gives_generates_replies(tiny_model_dir
     chats = [[{"role": "user", "content": f"question {i} " + "x " * i}] for i in range(9)]
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=6)
     outs = {}
-    for decode in ("generate", "auto"):
-        backend = HFBackend(str(tiny_model_dir), dtype="float32", workers=1, batch_size=2, decode=decode,
+    for decode, workers in (("generate", 1), ("auto", 1), ("auto", 2)):
+        backend = HFBackend(str(tiny_model_dir), dtype="float32", workers=workers, batch_size=2, decode=decode,
                             show_progress=False)
-        seen = {}
-        outs[decode] = backend.generate(chats, greedy, on_result=seen.__setitem__)
-        assert sorted(seen) == list(range(9))
+        seen = []
+        outs[decode, workers] = backend.generate(chats, greedy, on_result=lambda i, text: seen.append((i, text)))
+        backend.close()
+        assert sorted(seen) == list(enumerate(outs[decode, workers]))  # each reply reported once
         assert backend.stats.calls == 9 and backend.stats.completion_tokens > 0
-    assert outs["auto"] == outs["generate"]
+    assert outs["auto", 1] == outs["generate", 1] == outs["auto", 2]
     with pytest.raises(ValueError, match="decode must be one of"):
         HFBackend(decode="beam")
 
