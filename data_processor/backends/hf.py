@@ -162,13 +162,13 @@ class HFBackend(LLMBackend):
         texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
         lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
         # Longest first: similar lengths share a batch (little padding), and an out-of-memory error
-        # shows up on the first batch instead of the last. With workers, batches are cut so every
+        # shows up on the first batch instead of the last. With workers, chunks are cut so every
         # worker gets some.
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
         slots = min(self.batch_size, math.ceil(len(texts) / workers))
         size = chunk_size(len(texts), workers, slots, self._continuous_planned())
         # (seed offset, items): seeded per chunk so a resumed run regenerates a chunk as the first run did
-        batches = [(sampling.seed + k, order[k: k + size]) for k in range(0, len(order), size)]
+        chunks = [(sampling.seed + k, order[k: k + size]) for k in range(0, len(order), size)]
         results: list[str] = [""] * len(texts)
         reported = [False] * len(texts)
         t0 = time.time()
@@ -190,21 +190,21 @@ class HFBackend(LLMBackend):
 
         try:
             if workers == 1:
-                for seed, idx in batches:
+                for seed, idx in chunks:
                     done(idx, *_generate_batch(self.model, tok, [texts[i] for i in idx], sampling, seed, slots,
                                                self.decode, on_reply=lambda j, text, idx=idx: emit(idx[j], text)))
             else:
                 pool = self._start_pool(workers)
                 self._call += 1
                 pending = {pool.submit(_worker_generate, [texts[i] for i in idx], sampling, seed, slots,
-                                       (self._call, k)): k for k, (seed, idx) in enumerate(batches)}
+                                       (self._call, k)): k for k, (seed, idx) in enumerate(chunks)}
                 while pending:
                     finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     for (call, k), j, text in self._streamed():
                         if call == self._call:
-                            emit(batches[k][1][j], text)
+                            emit(chunks[k][1][j], text)
                     for fut in finished:
-                        done(batches[pending.pop(fut)][1], *fut.result())
+                        done(chunks[pending.pop(fut)][1], *fut.result())
         except RuntimeError as exc:  # OOM, a dead worker: surface with context, never an empty string
             raise BackendError(f"hf generate failed on {self.model_id} ({desc or self.progress_desc}): {exc}") from exc
         finally:
