@@ -127,17 +127,17 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
     rows: list[int] = []                      # which text each cache row belongs to
     cache = mask = nxt = None                 # the running batch: KV cache, attention mask, next input tokens
     ended = [False] * len(texts)
-
-    def decode(i: int) -> str:
-        return tok.decode(replies[i], skip_special_tokens=True).strip()
+    out = [""] * len(texts)
 
     def accept(idx: list[int], tokens) -> None:
         # The stop token stays in the reply, as generate() leaves it: decoding drops it when it is special.
         for i, t in zip(idx, tokens.tolist()):
             replies[i].append(t)
             ended[i] = t in stops or len(replies[i]) >= sampling.max_new_tokens
-            if ended[i] and on_reply is not None:
-                on_reply(i, decode(i))
+            if ended[i]:
+                out[i] = tok.decode(replies[i], skip_special_tokens=True).strip()
+                if on_reply is not None:
+                    on_reply(i, out[i])
 
     with torch.inference_mode():
         while waiting or rows:
@@ -184,5 +184,4 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
                            past_key_values=cache, use_cache=True).logits[:, -1]
             nxt = pick(logits)
             accept(rows, nxt)
-    out = [decode(i) for i in range(len(texts))]
     return out, sum(t != tok.pad_token_id for r in replies for t in r)  # counted as generate()'s are
