@@ -56,8 +56,8 @@ def stop_ids(model, tok) -> set[int]:
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
-def _pad_left_to(t, length: int, value=0):
-    """Pad ``t`` on the left of its sequence dimension (-1 for masks, -2 for cache tensors) to ``length``."""
+def _pad_left_to(t, length: int):
+    """Pad ``t`` on the left of its sequence dimension (-1 for masks, -2 for cache tensors) to ``length`` with zeros."""
     import torch
 
     dim = -1 if t.dim() == 2 else -2
@@ -66,7 +66,7 @@ def _pad_left_to(t, length: int, value=0):
         return t
     shape = list(t.shape)
     shape[dim] = missing
-    return torch.cat([torch.full(shape, value, dtype=t.dtype, device=t.device), t], dim=dim)
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
 class _Picker:
