@@ -90,6 +90,10 @@ class CollectConfig:
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
+    stop_repeated_lines: int = field(default=2, metadata={
+        "help": "End a reply once this many of its lines repeat earlier ones (list numbers ignored). The 135M "
+                "generator can loop on one line up to the token cap, and the parsers drop repeated lines anyway; "
+                "the hf backend stops decoding there, the others cut the finished reply. 0 = never."})
     max_repairs: int = field(default=1, metadata={"help": "Times an unusable reply is re-asked with a repair prompt before it counts as a failure."})
     grounding_threshold: float = field(default=0.75, metadata={
         "help": "Grounding filter: generated facts and answers need this share of their content words in the "
@@ -139,8 +143,10 @@ class CollectConfig:
             problems.append("--grounding_threshold must be in [0, 1]")
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             problems.append("--shard_index must be in [0, --num_shards)")
-        if self.max_new_tokens < 8 or self.batch_size < 1 or self.max_concurrency < 1 or self.max_repairs < 0:
-            problems.append("--max_new_tokens >= 8, --batch_size >= 1, --max_concurrency >= 1, --max_repairs >= 0")
+        if (self.max_new_tokens < 8 or self.batch_size < 1 or self.max_concurrency < 1 or self.max_repairs < 0
+                or self.stop_repeated_lines < 0):
+            problems.append("--max_new_tokens >= 8, --batch_size >= 1, --max_concurrency >= 1, --max_repairs >= 0, "
+                            "--stop_repeated_lines >= 0")
         if problems:
             raise ValueError("; ".join(problems))
         if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns):
@@ -176,8 +182,8 @@ class CollectConfig:
         return self.output_path.with_name(self.output_path.name + ".cache.sqlite")
 
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_new_tokens, seed=self.seed)
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                              seed=self.seed, stop_repeated_lines=self.stop_repeated_lines)
 
     def backend_kwargs(self) -> dict:
         """Settings for :func:`~data_processor.backends.build_backend` (each backend takes its own)."""

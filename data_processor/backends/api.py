@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tqdm.auto import tqdm
 
-from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig
+from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig, cut_repeated_lines
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class APIBackend(LLMBackend):
             if usage is not None:
                 self.stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
                 self.stats.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
-        return text.strip()
+        return cut_repeated_lines(text, sampling.stop_repeated_lines).strip()  # the server generated all of it
 
     def _retry_delay(self, state: RetryCallState) -> float:
         """Backoff before the next attempt: exponential with jitter, or the server's Retry-After if longer."""

@@ -6,6 +6,7 @@ failures raise :class:`BackendError`, which the pipeline counts and reports per 
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,9 +30,56 @@ class SamplingConfig:
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (ignored when greedy)."})
     max_new_tokens: int = field(default=256, metadata={"help": "Upper bound on generated tokens per reply."})
     seed: int = field(default=42, metadata={"help": "Sampling seed; the same seed gives the same data."})
+    stop_repeated_lines: int = field(default=0, metadata={
+        "help": "End a reply at the line that makes this many of its lines repeats of earlier ones "
+                "(:func:`repeated_lines_end`; 0 = never). The hf backend stops decoding there; the "
+                "others cut the reply once it is complete."})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["stop_repeated_lines"]:  # unused, it leaves the cache keys of every other setting as they are
+            del d["stop_repeated_lines"]
+        return d
+
+
+_LIST_MARKER = re.compile(r"^(?:[-*•]|\(?\d{1,3}[.)])\s*")  # "12." or "(3)", not a year: "1847: ..." stays
+
+
+def _line_key(line: str) -> str:
+    """A line as compared for repeats: without its list marker ("12.", "-", "(3)"), case and spacing."""
+    return " ".join(_LIST_MARKER.sub("", line.strip()).lower().split())
+
+
+def repeated_lines_end(text: str, limit: int) -> int | None:
+    """Where a looping reply should end: the index just after the newline that closes the ``limit``-th
+    line repeating an earlier line of ``text`` (blank lines and list numbers ignored), or None.
+
+    Small generators loop: "9. She found tiny blue worms ...", "10. She found tiny blue worms ...", until
+    the token cap. Only lines closed by a newline count, so a reply stopped at a newline token and the same
+    reply cut after it is complete end at the same character.
+    """
+    if limit <= 0:
+        return None
+    seen: set[str] = set()
+    repeats = 0
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        key = _line_key(text[start:end])
+        start = end + 1
+        if not key:
+            continue
+        if key in seen:
+            repeats += 1
+            if repeats >= limit:
+                return start
+        seen.add(key)
+    return None
+
+
+def cut_repeated_lines(text: str, limit: int) -> str:
+    """``text`` up to :func:`repeated_lines_end` (stripped), or all of it."""
+    end = repeated_lines_end(text, limit)
+    return text if end is None else text[:end].strip()
 
 
 @dataclass

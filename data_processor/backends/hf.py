@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from tqdm.auto import tqdm
 
-from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig
+from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig, cut_repeated_lines
 
 logger = logging.getLogger(__name__)
 
@@ -352,12 +352,31 @@ def _generate_once(model, tok, texts: list[str], sampling: SamplingConfig, seed:
         gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {k: v.to(model.device) for k, v in enc.items()}
+    if sampling.stop_repeated_lines > 0:
+        gen_kwargs["stopping_criteria"] = _loop_criteria(tok, sampling.stop_repeated_lines, enc["input_ids"].shape[1])
     torch.manual_seed(seed)
     with torch.inference_mode():
         out = model.generate(**enc, **gen_kwargs)
     new = out[:, enc["input_ids"].shape[1]:]
-    replies = [tok.decode(row, skip_special_tokens=True).strip() for row in new]
+    replies = [cut_repeated_lines(tok.decode(row, skip_special_tokens=True), sampling.stop_repeated_lines).strip()
+               for row in new]
     return replies, int((new != tok.pad_token_id).sum())
+
+
+def _loop_criteria(tok, limit: int, prompt_len: int):
+    """``sampling.stop_repeated_lines`` for ``model.generate``: a row stops once its reply loops."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from .hf_decode import LoopStop
+
+    looped = LoopStop(tok, limit)
+
+    class _Loops(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor([looped(row[prompt_len:].tolist()) for row in input_ids], device=input_ids.device)
+
+    return StoppingCriteriaList([_Loops()])
 
 
 _WORKER: dict = {}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from .base import cut_repeated_lines, repeated_lines_end
+
 # Generation-config fields that add a logits processor this loop does not apply, with their neutral values.
 _NEUTRAL = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_length": 0, "min_new_tokens": 0,
             "typical_p": 1.0, "min_p": None, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
@@ -54,6 +56,32 @@ def stop_ids(model, tok) -> set[int]:
     if eos is None:
         eos = tok.eos_token_id
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+
+
+_NEWLINE_IDS: dict = {}
+
+
+def newline_ids(tok) -> frozenset[int]:
+    """Token ids whose text holds a newline: where a reply's line can end (computed once per vocabulary)."""
+    key = (getattr(tok, "name_or_path", ""), len(tok))
+    if key not in _NEWLINE_IDS:
+        texts = tok.batch_decode([[i] for i in range(len(tok))])
+        _NEWLINE_IDS[key] = frozenset(i for i, t in enumerate(texts) if "\n" in t)
+    return _NEWLINE_IDS[key]
+
+
+class LoopStop:
+    """``sampling.stop_repeated_lines`` during decoding: at each newline token, whether the reply so far
+    has looped (:func:`~.base.repeated_lines_end`), so its row can leave the batch."""
+
+    def __init__(self, tok, limit: int) -> None:
+        self.tok, self.limit = tok, limit
+        self.newlines = newline_ids(tok) if limit > 0 else frozenset()
+
+    def __call__(self, reply_ids: list[int]) -> bool:
+        if not self.newlines or not reply_ids or reply_ids[-1] not in self.newlines:
+            return False
+        return repeated_lines_end(self.tok.decode(reply_ids, skip_special_tokens=True), self.limit) is not None
 
 
 def _pad_left_to(t, length: int):
@@ -110,7 +138,8 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
                         on_reply=None) -> tuple[list[str], int]:
     """Replies to ``texts`` (already chat-formatted), at most ``slots`` in the batch at once.
 
-    Returns ``(replies, new tokens)``; a reply ends with a stop token or after ``sampling.max_new_tokens``.
+    Returns ``(replies, new tokens)``; a reply ends with a stop token, after ``sampling.max_new_tokens`` or
+    where it starts to loop (``sampling.stop_repeated_lines``).
     Prompts join in the order given (the caller sorts them by length so joiners pad little).
     ``on_reply(index, text)`` is called as each reply ends.
     """
@@ -121,6 +150,7 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
     refill_at = max(1, slots // 4)
     stops = stop_ids(model, tok)
     pick = _Picker(model, sampling, seed)
+    looped = LoopStop(tok, sampling.stop_repeated_lines)
     device = model.device
     waiting = deque(range(len(texts)))
     replies: list[list[int]] = [[] for _ in texts]
@@ -133,9 +163,10 @@ def continuous_generate(model, tok, texts: list[str], sampling, seed: int, slots
         # The stop token stays in the reply, as generate() leaves it: decoding drops it when it is special.
         for i, t in zip(idx, tokens.tolist()):
             replies[i].append(t)
-            ended[i] = t in stops or len(replies[i]) >= sampling.max_new_tokens
+            ended[i] = t in stops or len(replies[i]) >= sampling.max_new_tokens or looped(replies[i])
             if ended[i]:
-                out[i] = tok.decode(replies[i], skip_special_tokens=True).strip()
+                text = tok.decode(replies[i], skip_special_tokens=True)
+                out[i] = cut_repeated_lines(text, sampling.stop_repeated_lines).strip()
                 if on_reply is not None:
                     on_reply(i, out[i])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig
+from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig, cut_repeated_lines
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class VLLMBackend(LLMBackend):
                 part = chats[start : start + self.flush_every]
                 outputs = self.llm.chat(part, params, use_tqdm=True)
                 for j, out in enumerate(outputs):
-                    text = out.outputs[0].text.strip()
+                    text = cut_repeated_lines(out.outputs[0].text, sampling.stop_repeated_lines).strip()
                     results.append(text)
                     self.stats.prompt_tokens += len(out.prompt_token_ids or [])
                     self.stats.completion_tokens += len(out.outputs[0].token_ids)
