@@ -1,0 +1,22 @@
+"""benchmarks/knowledge_probe.py: the training row that probes a held-out question, and the outcome."""
+from benchmarks.knowledge_probe import OUTCOMES, nearest_row, outcome
+
+PAIRS = [
+    ("When was the festival first held?", "The Saltlight Festival was first held in 1847."),
+    ("In what year did the people of Quillmere first hold the Saltlight Festival?", "It was first held in 1847."),
+    ("Who floated the first lantern?", "Aldous Brannock floated the first salt lantern."),
+]
+
+
+def test_the_probe_is_the_closest_question_whose_answer_holds_an_expected_answer():
+    q = "In which year did Quillmere's people first hold their Saltlight Festival?"
+    assert nearest_row(q, ["1847"], PAIRS) == PAIRS[1]
+    assert nearest_row(q, ["Brannock"], PAIRS) == PAIRS[2]  # the only row that holds the answer, however far
+    assert nearest_row(q, ["1850"], PAIRS) is None
+
+
+def test_outcomes():
+    assert outcome(True, True) == OUTCOMES[0]
+    assert outcome(False, True) == OUTCOMES[1]
+    assert outcome(False, False) == outcome(True, False) == OUTCOMES[2]
+    assert outcome(False, None) == OUTCOMES[3]
