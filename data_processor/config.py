@@ -82,9 +82,9 @@ class CollectConfig:
         "help": "Wh-phrases per span for the rule-made questions: 1, or 2 to add a second wording ('in what "
                 "year' and 'when', 'how many players' and 'what number of players')."})
     wh_answer: str = field(default="fact", metadata={
-        "choices": ["fact", "clause"],
-        "help": "What answers a rule-made question: the whole fact sentence, or only its clause that holds the "
-                "asked name or number (shorter rows)."})
+        "choices": ["fact", "clause", "span"],
+        "help": "What answers a rule-made question: the whole fact sentence, only its clause that holds the "
+                "asked name or number (shorter rows), or that name or number alone ('Port Ebbering.')."})
     passages_per_chunk: int = field(default=0, metadata={
         "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={

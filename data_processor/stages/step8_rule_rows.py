@@ -96,13 +96,25 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
     return items
 
 
+WH_ANSWERS = ("fact", "clause", "span")
+
+
 def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | None = None,
              answer: str = "fact", phrasings: int = 1) -> list[RuleItem]:
     """Questions for up to ``max_spans`` spans per fact (see :func:`data_processor.rules.questions_for`),
-    answered with the whole fact (``answer="fact"``) or with the clause that holds the span ("clause")."""
+    answered with the whole fact (``answer="fact"``), the clause that holds the span ("clause") or the
+    span alone ("span": "Port Ebbering.")."""
     if max_spans <= 0:
         return []
-    return [_item("wh", q, f, span, clause if answer == "clause" else None)
+    if answer not in WH_ANSWERS:
+        raise ValueError(f"wh answer must be one of {', '.join(WH_ANSWERS)}, not {answer!r}")
+
+    def reply(fact: Fact, span: str, clause: str) -> str:
+        if answer == "span":
+            return span[0].upper() + span[1:] + ("" if span.endswith(".") else ".")
+        return clause if answer == "clause" else fact.text
+
+    return [_item("wh", q, f, span, reply(f, span, clause))
             for f in facts
             for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings)]
 
