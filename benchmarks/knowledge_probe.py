@@ -77,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = HfArgumentParser(ProbeArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
     run = Path(args.run_dir)
     _, questions_file, _ = CORPORA[args.corpus]
-    questions = [json.loads(line) for line in open(REPO_ROOT / questions_file, encoding="utf-8") if line.strip()]
+    lines = (REPO_ROOT / questions_file).read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line) for line in lines if line.strip()]
     results = json.loads((run / "eval" / "results.json").read_text(encoding="utf-8"))
     held = next(s for s in results["sets"].values() if s["kind"] == "knowledge")["questions"]
-    label = [k for k in held[0]["predictions"] if k != "base"][0]
+    label = next(k for k in held[0]["predictions"] if k != "base")
     pairs = training_pairs(run / "data" / "qa_pairs.jsonl")
     probes = [nearest_row(q["question"], q["answers"], pairs) for q in questions]
     out = run / "probe"
