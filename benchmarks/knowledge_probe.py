@@ -1,6 +1,6 @@
 """Was a held-out question missed because the fact was not learned, or because the rewording did not reach it?
 
-    python benchmarks/knowledge_probe.py --run_dir runs/knowledge/e6-replay2/dev-s42 --corpus dev
+    python -m benchmarks.knowledge_probe --run_dir runs/knowledge/e6-replay2/dev-s42 --corpus dev
 
 For each held-out question of a finished benchmarks/knowledge.py run, the training row that is closest to it
 (the most content words shared with the question, among the rows whose answer holds one of the question's
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     (args,) = HfArgumentParser(ProbeArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
-    run = Path(args.run_dir)
+    run = Path(args.run_dir).resolve()
     _, questions_file, _ = CORPORA[args.corpus]
     lines = (REPO_ROOT / questions_file).read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line) for line in lines if line.strip()]
