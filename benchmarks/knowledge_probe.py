@@ -10,7 +10,8 @@ expected answers. evaluate.py answers the probes (into <run_dir>/probe/), and th
 
   learned, transferred       right on both
   learned, not transferred   right on its training question, wrong on the held-out rewording
-  not learned                wrong on its own training question too
+  not learned                wrong on its training question (whatever the held-out answer: a poor probe
+                             can put a question here that the model answers when reworded)
   no training row            no training answer holds an expected answer
 
 The counts, and one line per question, are printed and written to <run_dir>/probe/probe.json.
@@ -77,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = HfArgumentParser(ProbeArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
     run = Path(args.run_dir).resolve()
     _, questions_file, _ = CORPORA[args.corpus]
-    lines = (REPO_ROOT / questions_file).read_text(encoding="utf-8").splitlines()
-    questions = [json.loads(line) for line in lines if line.strip()]
+    questions = [json.loads(line) for line in (REPO_ROOT / questions_file).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
     results = json.loads((run / "eval" / "results.json").read_text(encoding="utf-8"))
     held = next(s for s in results["sets"].values() if s["kind"] == "knowledge")["questions"]
     label = next(k for k in held[0]["predictions"] if k != "base")
