@@ -85,6 +85,11 @@ class CollectConfig:
         "choices": ["fact", "clause", "span"],
         "help": "What answers a rule-made question: the whole fact sentence, only its clause that holds the "
                 "asked name or number (shorter rows), or that name or number alone ('Port Ebbering.')."})
+    answer_lead: bool = field(default=False, metadata={
+        "help": "Open every training answer with the name or number its question asks for, as a sentence of its "
+                "own ('Port Ebbering. Roughly 4,300 people live ...'): the span a rule-made row asks for or "
+                "blanks, or the one span of the fact that a generated answer gives and its question does not "
+                "name (answers where that is unclear stay as they are)."})
     passages_per_chunk: int = field(default=0, metadata={
         "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={

@@ -21,7 +21,7 @@ from .cache import CachedLLM, ResultCache
 from .config import CollectConfig, parse_args
 from .parsing import anchor_words, proper_names
 from .prompts import load_lines, load_template
-from .rules import title_entity
+from .rules import asked_span, lead_answer, title_entity
 from .stages import StageResult
 from .stages import step3_theme as theme
 from .stages import step4_facts as facts
@@ -106,8 +106,14 @@ def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
-def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items) -> None:
+def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
+                names: dict[str, set[str]] | None = None) -> None:
     """Rows of one wave: each QA pair as generated, then its role rewrites; then the rows made by rule.
+
+    With ``--answer_lead``, a training answer opens with the name or number its question asks for
+    (:func:`data_processor.rules.lead_answer`): the span a rule-made row blanked or asked for, or, for a
+    generated question, :func:`data_processor.rules.asked_span` (left as it is when that is not clear).
+    Held-out rows keep their answers.
 
     With ``--eval_fraction``, a sampled fact gives held-out questions to the eval file instead: one
     persona rewrite per QA pair, or, for a fact without rewrites, the rule-made questions about its
@@ -118,6 +124,13 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items)
     for rw in rewrites:
         by_pair.setdefault(rw.pair_index, []).append(rw)
     held_out_facts = set()
+
+    def lead(question: str, answer: str, fact) -> str:
+        if not cfg.answer_lead:
+            return answer
+        span = asked_span(question, answer, fact.text, (names or {}).get(fact.chunk_id))
+        return lead_answer(span, answer) if span else answer
+
     for pi, p in enumerate(pairs):
         f = p.fact
         common = dict(answer=p.answer, fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
@@ -126,12 +139,13 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items)
         if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
             pick = int(row_id(p.question, p.answer), 16) % len(variants)
             held_out_facts.add(f.text)
-        out.add_train(train_row(question=p.question, role="", **common))
+        out.add_train(train_row(question=p.question, role="", **{**common, "answer": lead(p.question, p.answer, f)}))
         for j, rw in enumerate(variants):
             if j == pick:
                 out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
             else:
-                out.add_train(train_row(question=rw.question, role=rw.role, **common))
+                out.add_train(train_row(question=rw.question, role=rw.role,
+                                        **{**common, "answer": lead(rw.question, p.answer, f)}))
     asked: dict[str, str] = {}  # fact -> the span whose questions are held out
     for item in rule_items:
         common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
@@ -142,6 +156,8 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items)
             out.add_eval(eval_row(question=item.question, role=item.kind, train_question="", answers=[item.span],
                                   **common))
         else:
+            if item.kind != "passage" and cfg.answer_lead:
+                common["answer"] = lead_answer(item.span, item.answer)
             out.add_train(train_row(question=item.question, role=item.kind, **common))
 
 
@@ -272,7 +288,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
 
         pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
         rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
-    _write_rows(out, cfg, pairs, rewrites, rule_items)
+    _write_rows(out, cfg, pairs, rewrites, rule_items, names)
 
 
 def print_summary(summary: RunSummary, path) -> None:

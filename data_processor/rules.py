@@ -391,6 +391,48 @@ def questions_for(sentence: str, known_names: set[str] | None = None, max_spans:
     return out
 
 
+def _norm(text: str) -> str:
+    return " " + re.sub(r"[^\w]+", " ", text.lower()).strip() + " "
+
+
+#: the kinds of span a question's wh-word asks for (searched in order in the normalised question)
+_WH_KINDS = (
+    (r" (?:how many|how much|what number|how long|how far|how old|how high|how tall|how heavy) ", ("number", "money")),
+    (r" (?:when|what year|which year|what date|which date) ", ("date", "year")),
+    (r" (?:who|whom|which person) ", ("person",)),
+    (r" (?:where|which (?:city|town|village|island|port|country|region|valley|river|bay)) ", ("thing",)),
+)
+
+
+_DEFINITION = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?!the (?:name|title|number)\b)", re.I)
+
+
+def asked_span(question: str, answer: str, fact: str, known_names: set[str] | None = None) -> str | None:
+    """The one name, number or date of ``fact`` that ``answer`` gives, ``question`` does not name and the
+    question's wh-word asks for: what the question asks for. ``None`` when there is none or more than
+    one (the question's target is then not known, and a guess would teach a wrong answer)."""
+    q, a = _norm(question), _norm(answer)
+    if _DEFINITION.match(question.rsplit(" — ", 1)[-1]):
+        return None  # "What is the Skarrow Glacier?" asks for a description, not for one of the fact's names
+    found = [s for s in find_spans(fact, known_names) if _norm(s.text(fact)) in a and _norm(s.text(fact)) not in q]
+    # The wh-word says what kind of span is wanted: "how many" a number, "when" a date; a plain "what"
+    # or "which" a name ("What is the difference ...?" is not answered by "Eleven.").
+    kinds = next((k for pattern, k in _WH_KINDS if re.search(pattern, q)), ("person", "thing", "term"))
+    found = [s for s in found if s.kind in kinds]
+    texts = list(dict.fromkeys(s.text(fact) for s in found))
+    return texts[0] if len(texts) == 1 else None
+
+
+def lead_answer(span: str, answer: str) -> str:
+    """``answer`` opened by ``span`` as a sentence of its own ("Port Ebbering. Roughly 4,300 people live
+    ..."): the value comes right after the question, so it is learned from the question's words and not
+    only as the continuation of its source sentence. An answer that already opens with it is kept."""
+    span = span.strip().rstrip(".")
+    if not span or _norm(answer).startswith(_norm(span)):
+        return answer
+    return f"{span[:1].upper()}{span[1:]}. {answer}"
+
+
 # -- self-contained facts --------------------------------------------------------------------------
 _SUBJECT_PRONOUN = re.compile(r"\b(It|Its|it|its|He|His|She|Her|he|his|she|her)\b")
 _PERSONAL = frozenset("he his she her".split())

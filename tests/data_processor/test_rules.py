@@ -1,6 +1,7 @@
 """Rule-made questions and self-contained facts (data_processor/rules.py): pure text functions."""
 import pytest
 
+from data_processor import rules
 from data_processor.rules import (
     alternative_phrase, echo_question, find_spans, fronted_question, questions_for, resolve_pronoun, title_entity,
     wh_phrase,
@@ -120,3 +121,31 @@ def test_resolve_pronoun_makes_a_fact_self_contained():
     # "it" is never a person: with a person as the topic and no thing before, it stays
     assert resolve_pronoun("It was first played in 1911.", bio, person, set()) == "It was first played in 1911."
     assert resolve_pronoun("No pronoun here.", bio, person, set()) == "No pronoun here."
+
+
+FERRY = "Visitors reach Quillmere on the ferry Grey Petrel, which sails from Harrowgate Sound twice a week."
+TOWN = "Roughly 4,300 people live there, most of them in the harbour town of Port Ebbering."
+
+
+@pytest.mark.parametrize("question, answer, fact, span", [
+    ("Which ferry takes visitors to Quillmere?", FERRY, FERRY, None),  # two names given, neither named: unclear
+    ("Where does the Grey Petrel sail from?", FERRY, FERRY, None),  # Quillmere or Harrowgate Sound
+    ("Where does the Grey Petrel to Quillmere sail from?", FERRY, FERRY, "Harrowgate Sound"),
+    ("How many people live on the island?", TOWN, TOWN, "4,300"),
+    ("Where do most of the islanders live?", TOWN, TOWN, "Port Ebbering"),  # "where": the name, not the number
+    ("How many people live on the island?", "About 4,300 people live there.", TOWN, "4,300"),  # the answer's own
+    ("What is Quillmere?", FERRY, FERRY, None),  # asks for a description
+    ("Title — What is the Grey Petrel?", FERRY, FERRY, None),  # after an anchored title too
+    ("When was the festival first held?", TOWN, TOWN, None),  # wants a date; the fact has none
+    ("How many people live in Port Ebbering?", "Port Ebbering.", TOWN, None),  # the answer gives no number
+])
+def test_asked_span_is_the_one_span_the_answer_gives_that_the_question_asks_for(question, answer, fact, span):
+    assert rules.asked_span(question, answer, fact) == span
+
+
+def test_lead_answer_opens_with_the_span_once():
+    assert rules.lead_answer("Port Ebbering", TOWN) == "Port Ebbering. " + TOWN
+    assert rules.lead_answer("the Grey Petrel", "It sails twice a week.") == "The Grey Petrel. It sails twice a week."
+    assert rules.lead_answer("Port Ebbering", "Port Ebbering.") == "Port Ebbering."  # already first: unchanged
+    assert rules.lead_answer("4,300", "4,300 people live there.") == "4,300 people live there."
+    assert rules.lead_answer("", TOWN) == TOWN
