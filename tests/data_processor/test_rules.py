@@ -1,10 +1,9 @@
 """Rule-made questions and self-contained facts (data_processor/rules.py): pure text functions."""
 import pytest
 
-from data_processor import rules
 from data_processor.rules import (
-    alternative_phrase, echo_question, find_spans, fronted_question, questions_for, resolve_pronoun, title_entity,
-    wh_phrase,
+    alternative_phrase, asked_span, echo_question, find_spans, fronted_question, lead_answer, questions_for,
+    resolve_pronoun, title_entity, wh_phrase,
 )
 
 
@@ -140,12 +139,12 @@ TOWN = "Roughly 4,300 people live there, most of them in the harbour town of Por
     ("How many people live in Port Ebbering?", "Port Ebbering.", TOWN, None),  # the answer gives no number
 ])
 def test_asked_span_is_the_one_span_the_answer_gives_that_the_question_asks_for(question, answer, fact, span):
-    assert rules.asked_span(question, answer, fact) == span
+    assert asked_span(question, answer, fact) == span
 
 
 def test_lead_answer_opens_with_the_span_once():
-    assert rules.lead_answer("Port Ebbering", TOWN) == "Port Ebbering. " + TOWN
-    assert rules.lead_answer("the Grey Petrel", "It sails twice a week.") == "The Grey Petrel. It sails twice a week."
-    assert rules.lead_answer("Port Ebbering", "Port Ebbering.") == "Port Ebbering."  # already first: unchanged
-    assert rules.lead_answer("4,300", "4,300 people live there.") == "4,300 people live there."
-    assert rules.lead_answer("", TOWN) == TOWN
+    assert lead_answer("Port Ebbering", TOWN) == "Port Ebbering. " + TOWN
+    assert lead_answer("the Grey Petrel", "It sails twice a week.") == "The Grey Petrel. It sails twice a week."
+    assert lead_answer("Port Ebbering", "Port Ebbering.") == "Port Ebbering."  # already first: unchanged
+    assert lead_answer("4,300", "4,300 people live there.") == "4,300 people live there."
+    assert lead_answer("", TOWN) == TOWN
