@@ -109,6 +109,10 @@ class CollectConfig:
     answer_with_fact: bool = field(default=True, metadata={
         "help": "When a generated answer fails the grounding check, answer with the fact sentence itself "
                 "instead of dropping the pair (its question is about the fact; the fact is grounded)."})
+    fact_answers: bool = field(default=False, metadata={
+        "help": "Answer every generated question and its persona rewrites with the fact sentence itself, also when "
+                "the generated answer passed the grounding check: every training answer then recites a sentence "
+                "of the document (the rule-made rows answer with it already)."})
     answer_states_fact: bool = field(default=False, metadata={
         "help": "Stricter grounding: an answer must also state its own fact (no name or number outside the fact, "
                 "question and title; at least one of the fact's own), else the fact sentence answers."})

@@ -110,6 +110,7 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
                 names: dict[str, set[str]] | None = None) -> None:
     """Rows of one wave: each QA pair as generated, then its role rewrites; then the rows made by rule.
 
+    With ``--fact_answers``, generated questions and their rewrites are answered with the fact sentence.
     With ``--answer_lead``, a training answer opens with the name or number its question asks for
     (:func:`data_processor.rules.lead_answer`): the span a rule-made row blanked or asked for, or, for a
     generated question, :func:`data_processor.rules.asked_span` (left as it is when that is not clear).
@@ -133,19 +134,21 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
 
     for pi, p in enumerate(pairs):
         f = p.fact
-        common = dict(answer=p.answer, fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
+        common = dict(answer=f.text if cfg.fact_answers else p.answer, fact=f.text, theme=f.theme,
+                      file_name=f.doc_name, chunk_id=f.chunk_id)
         variants = by_pair.get(pi, [])
         pick = None
         if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
             pick = int(row_id(p.question, p.answer), 16) % len(variants)
             held_out_facts.add(f.text)
-        out.add_train(train_row(question=p.question, role="", **{**common, "answer": lead(p.question, p.answer, f)}))
+        out.add_train(train_row(question=p.question, role="", **{**common, "answer": lead(p.question, common["answer"], f)}))
         for j, rw in enumerate(variants):
             if j == pick:
-                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, **common))
+                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question,
+                                      **{**common, "answer": p.answer}))
             else:
                 out.add_train(train_row(question=rw.question, role=rw.role,
-                                        **{**common, "answer": lead(rw.question, p.answer, f)}))
+                                        **{**common, "answer": lead(rw.question, common["answer"], f)}))
     asked: dict[str, str] = {}  # fact -> the span whose questions are held out
     for item in rule_items:
         common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,

@@ -242,3 +242,16 @@ def test_answer_lead_opens_training_answers_with_the_asked_span(collect, docs_di
     assert opened >= sum(r["role"] == "wh" for r in led) // 2
     # held-out rows are not training rows: their answers are the same with or without the lead
     assert read_jsonl(tmp_path / "plain.eval.jsonl") == read_jsonl(tmp_path / "lead.eval.jsonl")
+
+
+def test_fact_answers_make_every_training_answer_its_fact(collect, docs_dir, tmp_path):
+    """--fact_answers: a generated answer that passes the grounding check (here: no check) is replaced by
+    its fact too; the questions and the held-out file stay the same."""
+    common = ("--wh_spans_per_fact", "2", "--grounding_threshold", "0", "--eval_fraction", "0.5")
+    assert collect(*_flags(docs_dir, tmp_path / "plain.jsonl", *common), invent_answers=True)[0] == 0
+    assert collect(*_flags(docs_dir, tmp_path / "fact.jsonl", *common, "--fact_answers"), invent_answers=True)[0] == 0
+    plain, fact = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "fact.jsonl")
+    assert any("Zyxxon" in r["conversations"][1]["value"] for r in plain)  # the generator's own answers
+    assert fact and all(r["conversations"][1]["value"] == r["fact"] for r in fact)
+    assert {r["conversations"][0]["value"] for r in fact} == {r["conversations"][0]["value"] for r in plain}
+    assert read_jsonl(tmp_path / "plain.eval.jsonl") == read_jsonl(tmp_path / "fact.eval.jsonl")
