@@ -134,21 +134,20 @@ def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
 
     for pi, p in enumerate(pairs):
         f = p.fact
-        common = dict(answer=f.text if cfg.fact_answers else p.answer, fact=f.text, theme=f.theme,
-                      file_name=f.doc_name, chunk_id=f.chunk_id)
+        answer = f.text if cfg.fact_answers else p.answer
+        common = dict(fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
         variants = by_pair.get(pi, [])
         pick = None
         if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
             pick = int(row_id(p.question, p.answer), 16) % len(variants)
             held_out_facts.add(f.text)
-        out.add_train(train_row(question=p.question, role="", **{**common, "answer": lead(p.question, common["answer"], f)}))
+        out.add_train(train_row(question=p.question, role="", answer=lead(p.question, answer, f), **common))
         for j, rw in enumerate(variants):
             if j == pick:
-                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question,
-                                      **{**common, "answer": p.answer}))
+                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, answer=p.answer,
+                                      **common))
             else:
-                out.add_train(train_row(question=rw.question, role=rw.role,
-                                        **{**common, "answer": lead(rw.question, common["answer"], f)}))
+                out.add_train(train_row(question=rw.question, role=rw.role, answer=lead(rw.question, answer, f), **common))
     asked: dict[str, str] = {}  # fact -> the span whose questions are held out
     for item in rule_items:
         common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,

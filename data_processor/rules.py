@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .parsing import _CJK_CHAR, _STOP_EN
+from .parsing import _CJK_CHAR, _STOP_EN, normalize
 
 MONTHS = ("January February March April May June July August September October November December").split()
 _MONTH = "(?:" + "|".join(MONTHS) + ")"
@@ -392,7 +392,8 @@ def questions_for(sentence: str, known_names: set[str] | None = None, max_spans:
 
 
 def _norm(text: str) -> str:
-    return " " + re.sub(r"[^\w]+", " ", text.lower()).strip() + " "
+    """:func:`~data_processor.parsing.normalize` with a space each side, so a phrase is found as whole words."""
+    return f" {normalize(text)} "
 
 
 #: the kinds of span a question's wh-word asks for (searched in order in the normalised question)
