@@ -234,6 +234,8 @@ _STOP_EN = frozenset(
 )
 _STOP_ZH = frozenset("的了是在和有与及或也就都而被把对为以于之其这那个一上下中不没吗呢吧啊")
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+#: between a document's title and a question anchored to it ("<title> — When did the festival start?")
+ANCHOR_SEPARATOR = " — "
 _WORD = re.compile(r"[^\W_]+", re.U)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .parsing import _CJK_CHAR, _STOP_EN, normalize
+from .parsing import _CJK_CHAR, _STOP_EN, ANCHOR_SEPARATOR, normalize
 
 MONTHS = ("January February March April May June July August September October November December").split()
 _MONTH = "(?:" + "|".join(MONTHS) + ")"
@@ -413,7 +413,7 @@ def asked_span(question: str, answer: str, fact: str, known_names: set[str] | No
     question's wh-word asks for: what the question asks for. ``None`` when there is none or more than
     one (the question's target is then not known, and a guess would teach a wrong answer)."""
     q, a = _norm(question), _norm(answer)
-    if _DEFINITION.match(question.rsplit(" — ", 1)[-1]):
+    if _DEFINITION.match(question.rsplit(ANCHOR_SEPARATOR, 1)[-1]):
         return None  # "What is the Skarrow Glacier?" asks for a description, not for one of the fact's names
     found = [s for s in find_spans(fact, known_names) if _norm(s.text(fact)) in a and _norm(s.text(fact)) not in q]
     # The wh-word says what kind of span is wanted: "how many" a number, "when" a date; a plain "what"

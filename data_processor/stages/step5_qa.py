@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..parsing import (
+    ANCHOR_SEPARATOR,
     ParseError,
     ask_with_repair,
     check_usable,
@@ -137,7 +138,7 @@ def anchor_question(question: str, title: str, anchors: set[str]) -> str:
     """
     if not title or content_words(question) & anchors or content_words(title) <= content_words(question):
         return question
-    return f"{title} — {question}"
+    return f"{title}{ANCHOR_SEPARATOR}{question}"
 
 
 def run(
