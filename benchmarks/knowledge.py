@@ -51,7 +51,8 @@ class ExperimentArguments:
     corpus: str = field(default="dev", metadata={"help": "Comma list of dev, test."})
     seeds: str = field(default="42", metadata={"help": "Comma list of training seeds."})
     runs_dir: str = field(default="runs/knowledge", metadata={"help": "Where the run folders go."})
-    note: str = field(default="", metadata={"help": "What the experiment tests (goes into the table)."})
+    note: str = field(default="", metadata={
+        "help": "What the experiment tests (goes into the table; once per name is enough, later runs inherit it)."})
     entry: str = field(default="quickstart", metadata={
         "help": "quickstart: python -m quickstart; bare: the shell commands collect_data.sh, finetune_lora_ds.sh "
                 "and evaluate.sh in turn, as a user with their own documents would type them."})
@@ -169,16 +170,22 @@ def _mean_spread(values: list[float]) -> str:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """One line per (experiment, corpus): held-out and control accuracy, mean ± half-range over seeds."""
+    """One line per (experiment, corpus): held-out and control accuracy, mean ± half-range over seeds.
+
+    An experiment's note is the first one given under its name, so a later run of the same experiment on
+    another corpus or seed need not repeat ``--note``."""
     groups: dict[tuple[str, str], list[dict]] = {}
+    notes: dict[str, str] = {}
     for r in rows:
         groups.setdefault((r["name"], r["corpus"]), []).append(r)
+        if r.get("note") and r["name"] not in notes:
+            notes[r["name"]] = r["note"]
     body = []
     for (name, corpus), rs in groups.items():
         body.append([name, corpus, ",".join(str(r["seed"]) for r in rs), _mean_spread([r["held_out"] for r in rs]),
                      f"{rs[0]['held_out_base']:.3f}", _mean_spread([r["control"] for r in rs if r["control"] is not None]),
                      f"{rs[0]['control_base']:.3f}" if rs[0]["control_base"] is not None else "-",
-                     f"{statistics.mean(r['minutes'] for r in rs):.0f}", rs[0].get("note", "")])
+                     f"{statistics.mean(r['minutes'] for r in rs):.0f}", notes.get(name, "")])
     return format_table(["experiment", "corpus", "seeds", "held-out", "base", "control", "base", "min", "note"], body,
                         align="lllrrrrrl")
 

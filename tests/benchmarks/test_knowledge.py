@@ -45,3 +45,10 @@ def test_summary_table_gives_mean_and_half_range_over_seeds():
              "control_base": 0.7, "minutes": 30, "note": ""} for s, h in ((42, 0.3), (7, 0.2))]
     table = knowledge.summary_table(json.loads(json.dumps(rows)))
     assert "0.250 ± 0.050" in table and "42,7" in table
+
+
+def test_summary_table_gives_each_experiment_the_note_of_its_first_run():
+    rows = [{"name": "x", "corpus": c, "seed": 42, "held_out": 0.3, "held_out_base": 0.0, "control": 0.7,
+             "control_base": 0.7, "minutes": 30, "note": n} for c, n in (("dev", "what x changes"), ("test", ""))]
+    lines = [line for line in knowledge.summary_table(rows).splitlines() if line.startswith("x ")]
+    assert len(lines) == 2 and all(line.endswith("what x changes") for line in lines)
