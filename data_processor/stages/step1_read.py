@@ -164,20 +164,74 @@ _MD_RULES = [
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # italics
     (re.compile(r"`([^`]+)`"), r"\1"),  # inline code
     (re.compile(r"^\s*[-*_]{3,}\s*$", re.M), ""),  # horizontal rules
-    (re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.M), ""),  # table separators
 ]
+#: the ``|---|:---:|`` line under a markdown table's header
+_MD_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.M)
+
+
+def _md_cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _md_tables(text: str) -> str:
+    """Each markdown table (a header line, a ``|---|`` line, body lines with ``|``) as :func:`table_text`."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        if "|" in lines[i] and i + 1 < len(lines) and _MD_SEPARATOR.fullmatch(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and "|" in lines[j] and lines[j].strip():
+                j += 1
+            out.append(table_text([_md_cells(ln) for ln in [lines[i], *lines[i + 2: j]]]))
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    return "\n".join(out)
+
+
+def _label(header: str) -> str:
+    """A column header as it reads inside a sentence: "Peak temperature" -> "peak temperature"; an acronym
+    ("GDP") keeps its case."""
+    return header if header[:2].isupper() else header[:1].lower() + header[1:]
+
+
+def table_text(rows: list[list[str]]) -> str:
+    """A table as text the later stages can use.
+
+    With a header row (two or more cells, none empty, no digits), each body row of the same width becomes
+    one sentence that names every value by its column: "For model Emberlark Mini, the weight is 9 kg and
+    the price is 399 euros." A fact taken from a bare row ("Emberlark Mini | 9 kg | 399 euros") would not
+    say what its numbers are, so no question could be asked about them. Other rows, and every row of a
+    table without such a header, stay ``a | b | c``.
+    """
+    rows = [[" ".join(c.split()) for c in row] for row in rows if any(c.strip() for c in row)]
+    header = rows[0] if rows else []
+    if len(rows) < 2 or len(header) < 2 or not all(header) or any(ch.isdigit() for h in header for ch in h):
+        return "\n".join(" | ".join(c for c in row if c) for row in rows)
+    out = []
+    for row in rows[1:]:
+        values = [(_label(h), c) for h, c in zip(header[1:], row[1:]) if c and c not in ("-", "–", "—")]
+        if len(row) != len(header) or not row[0] or not values:
+            out.append(" | ".join(c for c in row if c))
+            continue
+        said = [f"the {h} is {c.rstrip('.')}" for h, c in values]
+        body = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+        out.append(f"For {_label(header[0])} {row[0]}, {body}.")
+    return "\n".join(out)
 
 
 def markdown_to_text(text: str) -> str:
-    """Drop markdown syntax that would confuse the generator; keep all the words."""
+    """Drop markdown syntax that would confuse the generator; keep all the words (tables as
+    :func:`table_text`)."""
     text = text.replace("\r\n", "\n")
     for pattern, repl in _MD_RULES:
         text = pattern.sub(repl, text)
-    return text
+    # Tables after the inline markup (a header "**Price**" reads "price"), before stray separators go.
+    return _MD_SEPARATOR.sub("", _md_tables(text))
 
 
 def read_docx(path: Path) -> str:
-    """Paragraphs and tables of a .docx in document order; a table row becomes ``a | b | c``."""
+    """Paragraphs and tables of a .docx in document order; a table becomes :func:`table_text`."""
     from docx import Document as open_docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -204,9 +258,9 @@ def read_docx(path: Path) -> str:
                     if t and (not cells or cells[-1] != t):
                         cells.append(t)
                 if cells:
-                    rows.append(" | ".join(cells))
+                    rows.append(cells)
             if rows:
-                blocks.append("\n".join(rows))
+                blocks.append(table_text(rows))
     return "\n\n".join(blocks)
 
 

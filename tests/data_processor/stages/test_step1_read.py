@@ -9,6 +9,7 @@ from data_processor.stages.step1_read import (
     load_documents,
     markdown_to_text,
     read_document,
+    table_text,
 )
 
 
@@ -30,12 +31,12 @@ def make_docx(path, with_paragraphs=True):
 
 def test_docx_paragraphs_and_tables_in_order(tmp_path):
     text = read_document(make_docx(tmp_path / "a.docx"))
-    assert text.index("Quillmere harbour") < text.index("dredged in 1911") < text.index("Year | Boats")
-    assert text.index("1911 | 42") < text.index("closing line")
+    assert text.index("Quillmere harbour") < text.index("dredged in 1911") < text.index("For year 1911, the boats is 42.")
+    assert text.index("the boats is 42") < text.index("closing line")
 
 
 def test_docx_with_only_a_table(tmp_path):
-    assert read_document(make_docx(tmp_path / "t.docx", with_paragraphs=False)) == "Year | Boats\n1911 | 42"
+    assert read_document(make_docx(tmp_path / "t.docx", with_paragraphs=False)) == "For year 1911, the boats is 42."
 
 
 def test_corrupt_docx_is_a_clear_error(tmp_path):
@@ -73,8 +74,35 @@ def test_markdown_syntax_is_dropped():
     md = "---\ntitle: x\n---\n# Title\nSome **bold** and *italic* and [a link](http://x) `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     text = markdown_to_text(md)
     assert "Title" in text and "#" not in text and "**" not in text and "http" not in text
-    assert "bold" in text and "italic" in text and "a link" in text and "code" in text and "| 1 | 2 |" in text
+    assert "bold" in text and "italic" in text and "a link" in text and "code" in text and "For a 1, the b is 2." in text
     assert "---" not in text and "title: x" not in text
+
+
+def test_table_rows_become_sentences_that_name_each_value_by_its_column():
+    rows = [["Model", "Weight", "Peak temperature", "GDP"], ["Emberlark Mini", "9 kg", "210 °C", "4."],
+            ["Emberlark Pro", "27 kg", "", "-"]]
+    assert table_text(rows) == ("For model Emberlark Mini, the weight is 9 kg, the peak temperature is 210 °C and the GDP is 4.\n"
+                                "For model Emberlark Pro, the weight is 27 kg.")
+
+
+@pytest.mark.parametrize("rows", [
+    [["1911", "42"], ["1912", "40"]],  # no header: its first row has numbers
+    [["Year"], ["1911"]],  # one column
+    [["Year", ""], ["1911", "42"]],  # a header cell is empty
+    [["Year", "Boats"]],  # no body
+])
+def test_tables_without_a_usable_header_stay_rows_of_cells(rows):
+    assert table_text(rows) == "\n".join(" | ".join(c for c in r if c) for r in rows)
+
+
+def test_a_row_of_another_width_than_the_header_stays_cells():
+    assert table_text([["Year", "Boats"], ["1911", "42", "x"], ["1912", "40"]]) == (
+        "1911 | 42 | x\nFor year 1912, the boats is 40.")
+
+
+def test_markdown_tables_become_sentences_after_inline_markup():
+    md = "Intro.\n\n| **Year** | Boats |\n|:---|---:|\n| 1911 | `42` |\n\nAfter | the table.\n"
+    assert markdown_to_text(md) == "Intro.\n\nFor year 1911, the boats is 42.\n\nAfter | the table.\n"
 
 
 def test_discovery_recursive_filtered_sorted_and_loop_safe(tmp_path):
