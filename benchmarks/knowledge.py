@@ -206,13 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             if row is not None:
                 with open(RESULTS, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
-    rows = [json.loads(line) for line in open(RESULTS, encoding="utf-8")] if RESULTS.is_file() else []
+    print(write_table())
+    return 0
+
+
+def write_table() -> str:
+    """Rewrite benchmarks/knowledge/RESULTS.md from results.jsonl (also after rows are added by hand from
+    another checkout's runs) and return the table."""
+    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()] if RESULTS.is_file() else []
     table = summary_table(rows)
     TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
                      "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
                      "examples/test_corpus (frozen). Each row's command is in results.jsonl.\n\n```\n" + table + "\n```\n")
-    print(table)
-    return 0
+    return table
 
 
 if __name__ == "__main__":

@@ -204,15 +204,18 @@ def table_text(rows: list[list[str]]) -> str:
     say what its numbers are, so no question could be asked about them. Other rows, and every row of a
     table without such a header, stay ``a | b | c``.
     """
+    def cells(row: list[str]) -> str:
+        return " | ".join(c for c in row if c)
+
     rows = [[" ".join(c.split()) for c in row] for row in rows if any(c.strip() for c in row)]
     header = rows[0] if rows else []
     if len(rows) < 2 or len(header) < 2 or not all(header) or any(ch.isdigit() for h in header for ch in h):
-        return "\n".join(" | ".join(c for c in row if c) for row in rows)
+        return "\n".join(cells(row) for row in rows)
     out = []
     for row in rows[1:]:
         values = [(_label(h), c) for h, c in zip(header[1:], row[1:]) if c and c not in ("-", "–", "—")]
         if len(row) != len(header) or not row[0] or not values:
-            out.append(" | ".join(c for c in row if c))
+            out.append(cells(row))
             continue
         said = [f"the {h} is {c.rstrip('.')}" for h, c in values]
         body = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
