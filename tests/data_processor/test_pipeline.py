@@ -120,8 +120,9 @@ def test_grounding_filter_drops_or_replaces_invented_answers(collect, docs_dir, 
     # Without the replacement the pair is dropped.
     assert collect(*_flags(docs_dir, tmp_path / "x.jsonl", "--answer_with_fact", "false"), invent_answers=True)[0] == 0
     assert not invented("x") and summary("x")["grounding_dropped"] == summary("d")["answers_from_fact"]
-    # Threshold 0 disables the filter.
-    assert collect(*_flags(docs_dir, tmp_path / "n.jsonl", "--grounding_threshold", "0"), invent_answers=True)[0] == 0
+    # Threshold 0 disables the filter (and the generator's answers train only without --fact_answers).
+    assert collect(*_flags(docs_dir, tmp_path / "n.jsonl", "--grounding_threshold", "0", "--fact_answers", "false"),
+                   invent_answers=True)[0] == 0
     assert invented("n")
 
 
@@ -248,7 +249,8 @@ def test_fact_answers_make_every_training_answer_its_fact(collect, docs_dir, tmp
     """--fact_answers: a generated answer that passes the grounding check (here: no check) is replaced by
     its fact too; the questions and the held-out file stay the same."""
     common = ("--wh_spans_per_fact", "2", "--grounding_threshold", "0", "--eval_fraction", "0.5")
-    assert collect(*_flags(docs_dir, tmp_path / "plain.jsonl", *common), invent_answers=True)[0] == 0
+    assert collect(*_flags(docs_dir, tmp_path / "plain.jsonl", *common, "--fact_answers", "false"),
+                   invent_answers=True)[0] == 0
     assert collect(*_flags(docs_dir, tmp_path / "fact.jsonl", *common, "--fact_answers"), invent_answers=True)[0] == 0
     plain, fact = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "fact.jsonl")
     assert any("Zyxxon" in r["conversations"][1]["value"] for r in plain)  # the generator's own answers
