@@ -69,10 +69,9 @@ class CollectConfig:
         "help": "Personas per document (--role_amount_per_fact is the same flag); each rewrites every QA pair's "
                 "question (0 = none)."})
     anchor_questions: bool = field(default=True, metadata={
-        "help": "Prefix the document's title to generated and rule-made questions that name nothing specific "
-                "to it (\"When did the festival start?\", \"Roughly how many people live there?\"): closed-book "
-                "they are unanswerable, and they teach the model to answer every such question with this "
-                "document (forgetting)."})
+        "help": "Prefix the document's title to questions that name nothing specific to it (\"When did the "
+                "festival start?\"): closed-book they are unanswerable, and they teach the model to answer "
+                "every such question with this document (forgetting)."})
     cloze_per_fact: int = field(default=2, metadata={
         "help": "Fill-in-the-blank rows per fact, made without the LLM: a name or number of the fact is blanked "
                 "and the answer is the whole fact (data_processor/stages/step8_rule_rows.py). 0 = none."})

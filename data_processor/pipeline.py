@@ -285,19 +285,11 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     if cfg.anchor_questions:
         anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
 
-        def anchored(question: str, doc_name: str, chunk_id: str) -> str:
-            return qa.anchor_question(question, titles[doc_name], anchors[chunk_id])
+        def anchored(question: str, fact) -> str:
+            return qa.anchor_question(question, titles[fact.doc_name], anchors[fact.chunk_id])
 
-        pairs = [replace(p, question=anchored(p.question, p.fact.doc_name, p.fact.chunk_id)) for p in pairs]
-        rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact.doc_name,
-                                                 pairs[r.pair_index].fact.chunk_id)) for r in rewrites]
-        # A rule-made question is the fact's own words around the asked span ("Roughly how many people
-        # live there?"): a fact whose subject was a pronoun or "the island" names nothing of its document
-        # either. Not where the title holds the asked span (the question would give its answer away);
-        # cloze and passage prompts name the title already.
-        rule_items = [replace(i, question=anchored(i.question, i.doc_name, i.chunk_id))
-                      if i.kind == "wh" and i.span.casefold() not in titles[i.doc_name].casefold() else i
-                      for i in rule_items]
+        pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
+        rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
     _write_rows(out, cfg, pairs, rewrites, rule_items, names)
 
 

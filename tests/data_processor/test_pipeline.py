@@ -257,24 +257,3 @@ def test_fact_answers_make_every_training_answer_its_fact(collect, docs_dir, tmp
     assert fact and all(r["conversations"][1]["value"] == r["fact"] for r in fact)
     assert {r["conversations"][0]["value"] for r in fact} == {r["conversations"][0]["value"] for r in plain}
     assert read_jsonl(tmp_path / "plain.eval.jsonl") == read_jsonl(tmp_path / "fact.eval.jsonl")
-
-
-def test_rule_made_questions_that_name_nothing_get_the_document_title(collect, docs_dir, tmp_path):
-    """--anchor_questions (on by default) also prefixes the title to a rule-made question that names
-    nothing of its document ("It was opened in what year?"), never one whose answer is in the title."""
-    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--wh_spans_per_fact", "3",
-              "--eval_fraction", "0.5")
-    assert collect(*_flags(docs_dir, tmp_path / "plain.jsonl", *common, "--anchor_questions", "false"))[0] == 0
-    assert collect(*_flags(docs_dir, tmp_path / "anchored.jsonl", *common))[0] == 0
-    plain, anchored = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "anchored.jsonl")
-    assert [(r["fact"], r["role"]) for r in plain] == [(r["fact"], r["role"]) for r in anchored]
-    changed = 0
-    for p, a in zip(plain, anchored):
-        before, after = p["conversations"][0]["value"], a["conversations"][0]["value"]
-        if before != after:
-            assert a["role"] == "wh" and after.endswith(" — " + before)
-            assert after.split(" — ")[0] in {"The Ostrel bridge", "veloria"}
-            changed += 1
-    assert changed > 0
-    for e in read_jsonl(tmp_path / "anchored.eval.jsonl"):
-        assert e["answers"][0].casefold() not in e["question"].casefold()
