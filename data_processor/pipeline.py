@@ -281,7 +281,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     rule_items = summary.add(rule_rows.STAGE, rule_rows.run(
         all_facts, wave, titles, names, cloze_per_fact=cfg.cloze_per_fact, wh_spans_per_fact=cfg.wh_spans_per_fact,
         passages_per_chunk=cfg.passages_per_chunk, wh_answer=cfg.wh_answer, wh_phrasings=cfg.wh_phrasings,
-        themes=theme_of))
+        wh_keywords=cfg.wh_keywords, themes=theme_of))
     if cfg.anchor_questions:
         anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
 

@@ -17,13 +17,18 @@ Ashgrove" -> "by whom"), and the sentence is turned into questions two ways:
   Drennick invented?", "How many players does a drennick team have?", "In what year did she join
   the Velmarian Polar Survey?"), cut at the end of the span's clause.
 
+A keyword question asks for the span with a random half of the sentence's other content words ("Which
+bay: fisherman lantern salt floated?"), as a reworded question shares only some of them.
+
 A span that is the sentence's subject gives the reverse question ("What is a team sport played with
 a wooden hoop?"): attribute -> entity as well as entity -> attribute (the reversal curse, Berglund
 et al. 2309.12288). The same spans are what fill-in-the-blank rows blank out.
 """
 from __future__ import annotations
 
+import random
 import re
+import zlib
 from dataclasses import dataclass
 
 from .parsing import _CJK_CHAR, _STOP_EN, ANCHOR_SEPARATOR, normalize
@@ -367,6 +372,46 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
     return None
 
 
+_WORD = re.compile(r"[A-Za-z][\w'-]*|\d[\d,.]*\d|\d")
+# words that carry no cue of which fact is meant: the stop words, and hedges and adverbs of degree
+_NOT_CUES = _STOP_EN | frozenset("about almost nearly roughly around some only also just within more most less very "
+                                 "so such own".split())
+
+
+def keyword_questions(sentence: str, span: Span, count: int, phrase: str | None = None) -> list[str]:
+    """Up to ``count`` short questions that ask for ``span`` with a random half of the sentence's other
+    content words, in their order: "Which bay: fisherman lantern salt floated?".
+
+    A reworded closed-book question shares only some of the fact's words ("Which fisherman floated the
+    very first salt lantern on Quillmere?"); the echo and fronted questions keep all of them, so the
+    model can learn to key the answer on the whole wording. Questions made of random subsets of the
+    content words teach it to find the fact from any few of them (random word deletion, as in EDA, Wei &
+    Zou 1901.11196). The subsets are drawn from a seed made of the sentence and the span, so a
+    collection is reproducible.
+    """
+    ws, we, wh = wh_phrase(sentence, span)
+    wh = phrase or wh
+    asked = {w.lower() for w in _WORD.findall(span.text(sentence))}
+    words: list[str] = []
+    for w in _WORD.findall(sentence[:ws] + " " + sentence[we:]):
+        low = w.lower()
+        if low not in _NOT_CUES and low not in asked and low not in (x.lower() for x in words):
+            words.append(w)
+    if len(words) < 3:
+        return []
+    rng = random.Random(zlib.crc32(f"{sentence}\x00{span.start}:{span.end}".encode()))
+    k = min(8, max(2, round(len(words) / 2)))
+    out: list[str] = []
+    for _ in range(4 * count):
+        if len(out) == count:
+            break
+        keep = sorted(rng.sample(range(len(words)), k))
+        question = f"{wh[:1].upper()}{wh[1:]}: {' '.join(words[i] for i in keep)}?"
+        if question not in out:
+            out.append(question)
+    return out
+
+
 def answer_clause(sentence: str, span: Span) -> str:
     """The sentence up to the end of the span's clause: a short statement that answers a question about
     the span ("Drennick was invented in 1923 by Bartholomew Ashgrove." rather than the whole sentence)."""
@@ -375,16 +420,19 @@ def answer_clause(sentence: str, span: Span) -> str:
 
 
 def questions_for(sentence: str, known_names: set[str] | None = None, max_spans: int = 4,
-                  phrasings: int = 1) -> list[tuple[str, str, str]]:
+                  phrasings: int = 1, keywords: int = 0) -> list[tuple[str, str, str]]:
     """``(question, span text, answer clause)`` for the first ``max_spans`` spans: the fronted question
     where the sentence has a handled shape, and the echo question, for the span's wh-phrase and, with
-    ``phrasings=2``, its :func:`alternative_phrase` too; duplicates dropped."""
+    ``phrasings=2``, its :func:`alternative_phrase` too; then ``keywords`` :func:`keyword_questions`;
+    duplicates dropped."""
     out: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for span in find_spans(sentence, known_names)[:max_spans]:
         primary = wh_phrase(sentence, span)[2]
         phrases = [primary] + ([alternative_phrase(primary)] if phrasings > 1 and alternative_phrase(primary) else [])
-        for q in (form(sentence, span, ph) for ph in phrases for form in (fronted_question, echo_question)):
+        questions = [form(sentence, span, ph) for ph in phrases for form in (fronted_question, echo_question)]
+        questions += keyword_questions(sentence, span, keywords) if keywords > 0 else []
+        for q in questions:
             if q and len(q.split()) >= 4 and q.lower() not in seen and span.text(sentence).lower() not in q.lower():
                 seen.add(q.lower())
                 out.append((q, span.text(sentence), answer_clause(sentence, span)))

@@ -2,8 +2,17 @@
 import pytest
 
 from data_processor.rules import (
-    alternative_phrase, asked_span, echo_question, find_spans, fronted_question, lead_answer, questions_for,
-    resolve_pronoun, title_entity, wh_phrase,
+    alternative_phrase,
+    asked_span,
+    echo_question,
+    find_spans,
+    fronted_question,
+    keyword_questions,
+    lead_answer,
+    questions_for,
+    resolve_pronoun,
+    title_entity,
+    wh_phrase,
 )
 
 
@@ -91,6 +100,39 @@ def test_a_second_phrasing_asks_for_the_same_span():
     assert "When was Drennick invented by Bartholomew Ashgrove?" in [q for q, _, _ in two]
     assert alternative_phrase("how many players") == "what number of players"
     assert alternative_phrase("which glacier") == "what glacier" and alternative_phrase("what") is None
+
+
+BRANNOCK = ("A fisherman named Aldous Brannock, who had lost two brothers in the storm, carved a lantern out of a "
+            "block of rock salt and floated it into Gullwick Bay to guide the souls of the drowned home.")
+
+
+def test_keyword_questions_ask_for_the_span_with_half_of_the_other_content_words():
+    span = next(s for s in find_spans(BRANNOCK) if s.text(BRANNOCK) == "Gullwick Bay")
+    questions = keyword_questions(BRANNOCK, span, 3)
+    assert len(questions) == len(set(questions)) == 3
+    cues = "fisherman Aldous Brannock lost two brothers storm carved lantern block rock salt floated guide souls drowned home"
+    for q in questions:
+        head, _, words = q.rstrip("?").partition(": ")
+        assert head == "Which bay" and "Gullwick" not in q
+        words = words.split()
+        assert len(words) == 8 and set(words) <= set(cues.split())
+        assert words == sorted(words, key=cues.split().index)  # in the sentence's order
+    assert keyword_questions(BRANNOCK, span, 3) == questions  # the same subsets in every collection
+    assert keyword_questions(BRANNOCK, span, 1, phrase="what bay")[0].startswith("What bay: ")
+
+
+def test_keyword_questions_need_enough_cues():
+    s = "The oven costs 749 euros."
+    span = find_spans(s)[-1]
+    assert span.text(s) == "749 euros" and keyword_questions(s, span, 2) == []  # "oven costs": too few cues to sample
+
+
+def test_questions_for_adds_keyword_questions_per_span():
+    plain, more = questions_for(BRANNOCK, max_spans=4), questions_for(BRANNOCK, max_spans=4, keywords=2)
+    added = [p for p in more if p not in plain]
+    assert set(plain) < set(more) and all(": " in q for q, _, _ in added)
+    spans = {span for _, span, _ in plain}
+    assert len(added) == 2 * len(spans) and {span for _, span, _ in added} == spans
 
 
 @pytest.mark.parametrize("title, entity", [
