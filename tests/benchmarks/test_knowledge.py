@@ -52,3 +52,50 @@ def test_summary_table_gives_each_experiment_the_note_of_its_first_run():
              "control_base": 0.7, "minutes": 30, "note": n} for c, n in (("dev", "what x changes"), ("test", ""))]
     lines = [line for line in knowledge.summary_table(rows).splitlines() if line.startswith("x ")]
     assert len(lines) == 2 and all(line.endswith("what x changes") for line in lines)
+
+
+def _fake_evaluate(calls, updated=0.4, base=0.0):
+    """A subprocess.call that records the command and writes the results.json evaluate.py would."""
+    def call(cmd, cwd=None, stdout=None, stderr=None):
+        calls.append(cmd)
+        out = knowledge.Path(cmd[cmd.index("--output_dir") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"updated": {"contains": updated}, "base": {"contains": base}}
+        (out / "results.json").write_text(json.dumps({"sets": {"extra": {"kind": "knowledge", "summary": summary}}}))
+        return 0
+    return call
+
+
+def test_dev_runs_are_scored_on_the_extra_questions_and_test_runs_are_not(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(knowledge.subprocess, "call", _fake_evaluate(calls))
+    assert knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "test") == {} and not calls
+    extra = knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "dev")
+    assert extra == {"held_out_extra": 0.4, "held_out_extra_base": 0.0}
+    cmd = calls[0]
+    assert cmd[cmd.index("--qa_file") + 1] == knowledge.EXTRA_QA["dev"]
+    assert cmd[cmd.index("--control_file") + 1] == "none"
+    assert cmd[cmd.index("--adapters") + 1] == f"updated={tmp_path / 'run' / 'adapter'}"
+    questions = [json.loads(line) for line in (knowledge.REPO_ROOT / knowledge.EXTRA_QA["dev"]).read_text().splitlines()]
+    own = {json.loads(line)["question"] for line in (knowledge.REPO_ROOT / "examples/eval_qa.jsonl").read_text().splitlines()}
+    assert len(questions) == 40 and not own & {q["question"] for q in questions}
+    assert all(q["answers"] and q["doc"] for q in questions)
+
+
+def test_score_extra_updates_the_saved_runs_rows_in_place(tmp_path, monkeypatch):
+    results = tmp_path / "results.jsonl"
+    rows = [{"name": n, "corpus": c, "seed": s, "held_out": 0.3, "held_out_base": 0.0, "control": 0.7,
+             "control_base": 0.7, "minutes": 30, "note": ""}
+            for n, c, s in (("x", "dev", 42), ("x", "dev", 7), ("x", "test", 42), ("y", "dev", 42))]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for seed in (42, 7):
+        (tmp_path / "runs" / "x" / f"dev-s{seed}" / "adapter").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "dev-s42" / "adapter" / "adapter_config.json").write_text("{}")  # s7 has no adapter
+    monkeypatch.setattr(knowledge, "RESULTS", results)
+    monkeypatch.setattr(knowledge, "TABLE", tmp_path / "RESULTS.md")
+    calls = []
+    monkeypatch.setattr(knowledge.subprocess, "call", _fake_evaluate(calls, updated=0.45))
+    assert knowledge.main(["--name", "x", "--score_extra", "--seeds", "42,7", "--runs_dir", str(tmp_path / "runs")]) == 0
+    after = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r.get("held_out_extra") for r in after] == [0.45, None, None, None] and len(calls) == 1
+    assert "0.450" in (tmp_path / "RESULTS.md").read_text()
