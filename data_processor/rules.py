@@ -13,9 +13,10 @@ Ashgrove" -> "by whom"), and the sentence is turned into questions two ways:
 * the echo question keeps the sentence and puts the wh-phrase where the span was ("Drennick was
   invented in what year by Bartholomew Ashgrove?");
 * the fronted question moves the wh-phrase to the front with the auxiliary inverted, for the common
-  shapes "X was/is/were/are ...", "X has/had ..." and "X <past-tense verb> ..." ("In what year was
+  shapes "X was/is/were/are ...", "X has/had ..." and "X <past- or present-tense verb> ..." ("In what year was
   Drennick invented?", "How many players does a drennick team have?", "In what year did she join
-  the Velmarian Polar Survey?"), cut at the end of the span's clause.
+  the Velmarian Polar Survey?", "How many players does the team consist of?"), cut at the end of the
+  span's clause. Verb forms and base forms come from lemminflect's lexicon.
 
 A keyword question asks for the span with a random half of the sentence's other content words ("Which
 bay: fisherman lantern salt floated?"), as a reworded question shares only some of them.
@@ -26,6 +27,7 @@ et al. 2309.12288). The same spans are what fill-in-the-blank rows blank out.
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 import zlib
@@ -66,19 +68,6 @@ _PERSON_VERBS = re.compile(r"^\s*(?:,\s*(?:a|an|the|who|whose)\b|\s+(?:was born|
 _PLACE_PREPS = ("in", "at", "near", "from", "to", "into", "across", "on")
 _AUX = ("was", "were", "is", "are")
 _HAVE = {"has": "does", "have": "do", "had": "did"}
-_IRREGULAR = {
-    "began": "begin", "sank": "sink", "won": "win", "found": "find", "wrote": "write", "made": "make",
-    "took": "take", "gave": "give", "held": "hold", "ran": "run", "left": "leave", "became": "become",
-    "built": "build", "brought": "bring", "bought": "buy", "sold": "sell", "led": "lead", "rang": "ring",
-    "grew": "grow", "knew": "know", "met": "meet", "paid": "pay", "kept": "keep", "hid": "hide",
-    "stood": "stand", "drew": "draw", "flew": "fly", "fell": "fall", "ate": "eat", "went": "go",
-    "came": "come", "saw": "see", "said": "say", "told": "tell", "thought": "think", "fought": "fight",
-    "caught": "catch", "taught": "teach", "rose": "rise", "chose": "choose", "spent": "spend",
-    "sent": "send", "lost": "lose", "felt": "feel", "heard": "hear", "set": "set", "put": "put",
-    "cut": "cut", "struck": "strike", "wore": "wear", "broke": "break", "spoke": "speak", "froze": "freeze",
-    "lay": "lie", "shook": "shake", "drove": "drive", "rode": "ride", "sang": "sing", "swam": "swim",
-}
-_SILENT_E = re.compile(r"(?:[^aeiou][aeiou](?:[cgsvz])|at|it|ut|ur|ir|ag|ar|iz|yz|ot|ok|ap|ip|op)$")
 
 
 # Chinese text has no word boundaries and no capitals: a number is a run of digits ("1763年" keeps its
@@ -256,7 +245,7 @@ def alternative_phrase(phrase: str) -> str | None:
 
 
 def _finish(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip().rstrip(".;:!,")
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".;:!,").rstrip()
     text = re.sub(r"\s+([,.;:?])", r"\1", text)
     return text[:1].upper() + text[1:] + "?"
 
@@ -272,7 +261,7 @@ def echo_question(sentence: str, span: Span, phrase: str | None = None) -> str:
 
 _CLAUSE_END = re.compile(r",\s|;\s|:\s|\s\(|\s[-–—]\s|\s(?:which|who|where|while|because|and then)\s")
 _NO_SUBJECT_START = frozenset("""if when whenever although though because while after before since as during in on at
-for from with by under over within throughout until unless once""".split())
+for from with by under over within throughout until unless once each every today now nowadays later then""".split())
 
 
 _MODALS = frozenset("must can could may might will would should shall".split())
@@ -290,25 +279,61 @@ def _clause_after(text: str, min_words: int = 0) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def _lemma(verb: str) -> str | None:
-    """The base form of a past-tense verb ("invented" -> "invent", "carried" -> "carry"), else ``None``."""
+    """The base form of a past-tense verb ("invented" -> "invent", "carried" -> "carry", "received" ->
+    "receive", "began" -> "begin"), else ``None`` ("born", "hundred", "need").
+
+    The lexicon is lemminflect's (its past-tense forms of each verb); a word it does not know that ends
+    in "-ed" gets lemminflect's rules for unknown words. Imported here: loading it takes about a second.
+    """
+    from lemminflect import getAllLemmas, getInflection, getLemma
+
     v = verb.lower()
-    if v in _IRREGULAR:
-        return _IRREGULAR[v]
-    if not v.endswith("ed") or len(v) < 5:
+    lemmas = getAllLemmas(v, upos="VERB").get("VERB", ())
+    past = [lemma for lemma in lemmas if v in getInflection(lemma, tag="VBD")]
+    if past:
+        return past[0]
+    if lemmas or getAllLemmas(v) or not v.endswith("ed") or len(v) < 5:
+        return None  # a known word that is not a past tense, or not a verb at all
+    guess = getLemma(v, upos="VERB", lemmatize_oov=True)
+    return guess[0] if guess else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _present_lemma(verb: str) -> str | None:
+    """The base form of a third-person present verb ("consists" -> "consist", "carries" -> "carry"), else
+    ``None``; "is" and "has" are handled apart. A word that is also a common noun ("records", "sales")
+    is not taken for a verb."""
+    from lemminflect import getAllLemmas, getInflection
+
+    v = verb.lower()
+    if not v.endswith("s") or v in _AUX or v in _HAVE:
         return None
-    stem = v[:-2]
-    if stem.endswith("i"):
-        return stem[:-1] + "y"
-    if len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] not in "ls":
-        return stem[:-1]
-    if _SILENT_E.search(stem) and not stem.endswith(("ort", "ert", "ent", "ant", "ect", "ast", "est", "ist")):
-        return stem + "e"
-    return stem
+    lemmas = getAllLemmas(v)
+    if "NOUN" in lemmas:
+        return None
+    return next((lemma for lemma in lemmas.get("VERB", ()) if v in getInflection(lemma, tag="VBZ")), None)
 
 
 def _is_verb(word: str) -> bool:
-    return word in _AUX or word in _HAVE or _lemma(word) is not None
+    return word in _AUX or word in _HAVE or _lemma(word) is not None or _present_lemma(word) is not None
+
+
+_NAMING = frozenset("named called nicknamed titled".split())
+
+
+def _main_verb(tokens: list[tuple[int, int, str]], idx: int) -> bool:
+    """Whether ``tokens[idx]`` can be the clause's verb: a verb, not after an article or possessive, and not
+    a participle that introduces a name ("a fisherman named Aldous Brannock", "a bell called the Brannock
+    Bell")."""
+    word = tokens[idx][2].lower().strip(",.;:")
+    if not _is_verb(word):
+        return False
+    if idx > 0 and tokens[idx - 1][2].lower() in ("a", "an", "the", "its", "their", "his", "her"):
+        return False  # "a loaded saltback": an adjective
+    following = tokens[idx + 1][2] if idx + 1 < len(tokens) else ""
+    return not (word in _NAMING and (following[:1].isupper() or following.lower() == "the"))
 
 
 def _invert(clause: str, wh: str) -> str | None:
@@ -316,7 +341,7 @@ def _invert(clause: str, wh: str) -> str | None:
     tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", clause)]
     for idx, (ts, te, tok) in enumerate(tokens[:7]):
         word = tok.lower().strip(",.;:")
-        if idx == 0 or not _is_verb(word):
+        if idx == 0 or not _main_verb(tokens, idx):
             if tok.endswith((",", ";", ":")):
                 return None
             continue
@@ -331,13 +356,15 @@ def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
         return _finish(f"{wh} {verb} {subj} {rest}")
     if verb in _HAVE:
         return _finish(f"{wh} {_HAVE[verb]} {subj} have {rest}")
+    if _present_lemma(verb):
+        return _finish(f"{wh} does {subj} {_present_lemma(verb)} {rest}")
     return _finish(f"{wh} did {subj} {_lemma(verb)} {rest}")
 
 
 def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> str | None:
     """The wh-phrase moved to the front with subject-auxiliary inversion, or ``None`` when the sentence
-    has none of the handled shapes (a short subject, then was/were/is/are, has/have/had or a past-tense
-    verb) or the span sits in another clause than the verb's.
+    has none of the handled shapes (a short subject, then was/were/is/are, has/have/had or a past- or
+    present-tense verb) or the span sits in another clause than the verb's.
 
     When the span is the whole subject the question asks for it: "Drennick is a team sport ..." ->
     "What is a team sport ...?".
@@ -352,7 +379,7 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
         return None
     for idx, (ts, te, tok) in enumerate(tokens[:9]):
         word = tok.lower().strip(",.;:")
-        if idx == 0 or not _is_verb(word):
+        if idx == 0 or not _main_verb(tokens, idx):
             if tok.endswith((",", ";", ":")):
                 return None  # not a plain subject noun phrase
             continue
@@ -368,6 +395,8 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
         middle = sentence[te:ws]
         if _CLAUSE_END.search(middle + " ") or len(middle.split()) > 3 or any(ch.isdigit() for ch in middle):
             return None  # the span is not in the verb's own phrase: inversion would garble the sentence
+        # "chooses a Lantern Warden", "weighs about 500 grams": the article or hedge goes with the span
+        middle = re.sub(r"(?:\b(?:a|an|about|around|roughly|nearly|almost|some)\s*)+$", "", middle)
         return _ask(wh, word, subject, (middle + _clause_after(sentence[we:])).strip())
     return None
 

@@ -68,6 +68,20 @@ def test_the_wh_phrase_fits_the_span_and_its_context(sentence, span_text, phrase
     ("Drennick is a team sport played with a wooden hoop.", "Drennick", "What is a team sport played with a wooden hoop?"),
     ("The International Drennick Federation (IDF) was founded in 1958 and has its headquarters in Castelbrook.",
      "1958", "In what year was the International Drennick Federation (IDF) founded?"),
+    # the base form comes from a lexicon, not from cutting "-ed" ("receiv", "announc")
+    ("In 1951 Ilsabet Norrgaard-Quint received the Halloran Medal.", "1951",
+     "In what year did Ilsabet Norrgaard-Quint receive the Halloran Medal?"),
+    ("In 2024, Vantrellis announced a fourth model.", "2024", "In what year did Vantrellis announce a fourth model?"),
+    ("Ilsabet Norrgaard-Quint died in Velmar on 22 November 1979.", "Velmar",
+     "Where did Ilsabet Norrgaard-Quint die on 22 November 1979?"),
+    # "named" introduces a name here; it is not the verb ("Who did a fisherman nam?")
+    ("A fisherman named Aldous Brannock, who had lost two brothers, carved a lantern.", "Aldous Brannock", None),
+    # a present-tense verb is inverted with "does"; a hedge before the span goes with it
+    ("The drennick team consists of seven players.", "seven", "How many players does the drennick team consist of?"),
+    ("A regulation hoop weighs about 620 grams.", "620", "How many grams does a regulation hoop weigh?"),
+    ("Each year the island council chooses a Lantern Warden.", "Lantern Warden", None),  # no plain subject
+    ("A loaded wagon carried about 30 tonnes and needed two days.", "30", "How many tonnes did a loaded wagon carry?"),
+    ("The rebuilt bridge reopened to traffic in 1999.", "1999", "In what year did the rebuilt bridge reopen to traffic?"),
 ])
 def test_fronted_questions_invert_subject_and_verb(sentence, span_text, fronted):
     span = next(s for s in find_spans(sentence, {"drennick"}) if s.text(sentence) == span_text)
