@@ -356,8 +356,8 @@ def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
         return _finish(f"{wh} {verb} {subj} {rest}")
     if verb in _HAVE:
         return _finish(f"{wh} {_HAVE[verb]} {subj} have {rest}")
-    if _present_lemma(verb):
-        return _finish(f"{wh} does {subj} {_present_lemma(verb)} {rest}")
+    if base := _present_lemma(verb):
+        return _finish(f"{wh} does {subj} {base} {rest}")
     return _finish(f"{wh} did {subj} {_lemma(verb)} {rest}")
 
 
@@ -422,9 +422,10 @@ def keyword_questions(sentence: str, span: Span, count: int, phrase: str | None 
     wh = phrase or wh
     asked = {w.lower() for w in _WORD.findall(span.text(sentence))}
     words: list[str] = []
+    seen = set(_NOT_CUES) | asked
     for w in _WORD.findall(sentence[:ws] + " " + sentence[we:]):
-        low = w.lower()
-        if low not in _NOT_CUES and low not in asked and low not in (x.lower() for x in words):
+        if w.lower() not in seen:
+            seen.add(w.lower())
             words.append(w)
     if len(words) < 3:
         return []
