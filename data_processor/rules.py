@@ -408,8 +408,8 @@ _NOT_CUES = _STOP_EN | frozenset("about almost nearly roughly around some only a
 
 
 def keyword_questions(sentence: str, span: Span, count: int, phrase: str | None = None) -> list[str]:
-    """Up to ``count`` short questions that ask for ``span`` with a random half of the sentence's other
-    content words, in their order: "Which bay: fisherman lantern salt floated?".
+    """Up to ``count`` short questions that ask for ``span`` with a random half (at most 8) of the
+    sentence's other content words, in their order: "Which bay: fisherman lantern salt floated?".
 
     A reworded closed-book question shares only some of the fact's words ("Which fisherman floated the
     very first salt lantern on Quillmere?"); the echo and fronted questions keep all of them, so the
