@@ -116,7 +116,7 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
     _share_cache(own, shared)
     extra = score_extra(run_dir, recipe_file, corpus)
     results = json.loads((run_dir / "eval" / "results.json").read_text())
-    know = next(s for s in results["sets"].values() if s["kind"] == "knowledge")
+    know = _knowledge_set(results)
     ctrl = results["sets"].get("control")
     train = json.loads((run_dir / "adapter" / "train_summary.json").read_text())
     return {
@@ -140,6 +140,11 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
     }
 
 
+def _knowledge_set(results: dict) -> dict:
+    """The new-knowledge set of an evaluate.py results.json (the one that is not the control set)."""
+    return next(s for s in results["sets"].values() if s["kind"] == "knowledge")
+
+
 def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
     """``held_out_extra`` and ``held_out_extra_base``: the run's adapter and the base model on the corpus's
     extra questions (evaluate.py into <run_dir>/eval_extra); empty for a corpus without extra questions."""
@@ -155,8 +160,7 @@ def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
     if rc != 0:
         print(f"[knowledge] scoring the extra questions failed (exit {rc}); see {run_dir / 'eval_extra.log'}")
         return {}
-    summary = next(s for s in json.loads((out / "results.json").read_text())["sets"].values()
-                   if s["kind"] == "knowledge")["summary"]
+    summary = _knowledge_set(json.loads((out / "results.json").read_text()))["summary"]
     return {"held_out_extra": summary["updated"]["contains"], "held_out_extra_base": summary["base"]["contains"]}
 
 
@@ -279,7 +283,8 @@ def write_table() -> str:
     TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
                      "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
                      "examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
-                     "(held_out_extra_base in results.jsonl: the base model). Each row's command is in results.jsonl.\n\n```\n" + table + "\n```\n")
+                     "(held_out_extra_base in results.jsonl: the base model). Each row's command is in "
+                     "results.jsonl.\n\n```\n" + table + "\n```\n")
     return table
 
 

@@ -82,9 +82,9 @@ class CollectConfig:
         "help": "Wh-phrases per span for the rule-made questions: 1, or 2 to add a second wording ('in what "
                 "year' and 'when', 'how many players' and 'what number of players')."})
     wh_keywords: int = field(default=0, metadata={
-        "help": "Keyword questions per asked span besides the worded ones: the wh-phrase and a random half (at most 8) of "
-                "the fact's other content words ('Which bay: fisherman lantern salt floated?'), so the fact is "
-                "found from a few of its words as a reworded question gives them. 0 = none."})
+        "help": "Keyword questions per asked span besides the worded ones: the wh-phrase and a random half (at "
+                "most 8) of the fact's other content words ('Which bay: fisherman lantern salt floated?'), so the "
+                "fact is found from a few of its words as a reworded question gives them. 0 = none."})
     wh_answer: str = field(default="fact", metadata={
         "choices": ["fact", "clause", "span"],
         "help": "What answers a rule-made question: the whole fact sentence, only its clause that holds the "

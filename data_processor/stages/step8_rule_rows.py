@@ -9,9 +9,9 @@ question later supplies. Three kinds, each answered with text of the document:
   from the rest of its sentence is the knowledge-augmentation idea of Allen-Zhu & Li (Physics of LMs
   3.1) in its cheapest form.
 * ``wh``: questions asking for each name, number or date of the fact (data_processor/rules.py: the
-  echo form and, where the sentence allows, the fronted form, and optionally keyword questions), including
-  the reverse question for a subject; the answer is the whole fact. Many phrasings per fact are what make a fact extractable by
-  a question worded differently from the training data.
+  echo form and, where the sentence allows, the fronted form, and optionally keyword questions),
+  including the reverse question for a subject; the answer is the whole fact. Many phrasings per fact
+  are what make a fact extractable by a question worded differently from the training data.
 * ``passage``: the chunk itself as the answer to "Tell me about <title>.", so the facts are also
   seen in their context (training on the text beside the QA, cf. pre-instruction tuning, Jiang et
   al. 2402.12847).
@@ -116,7 +116,8 @@ def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | Non
 
     return [_item("wh", q, f, span, reply(f, span, clause))
             for f in facts
-            for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings, keywords)]
+            for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings,
+                                                 keywords)]
 
 
 def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
@@ -129,7 +130,8 @@ def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
 
 def run(facts: list[Fact], chunks: list[Chunk], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, passages_per_chunk: int, wh_answer: str = "fact",
-        wh_phrasings: int = 1, wh_keywords: int = 0, themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+        wh_phrasings: int = 1, wh_keywords: int = 0,
+        themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
     """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``passage`` (rows of each kind)."""
     items = (cloze_items(facts, cloze_per_fact, titles, names)
              + wh_items(facts, wh_spans_per_fact, names, wh_answer, wh_phrasings, wh_keywords)
