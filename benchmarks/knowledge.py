@@ -19,9 +19,13 @@ seeds, is rewritten to benchmarks/knowledge/RESULTS.md and printed. Tune on ``de
 
 A dev run is also scored on benchmarks/knowledge/dev_extra_qa.jsonl: 40 more hand-written questions about
 other facts of the same documents, so a dev decision rests on 80 questions instead of 40 (the seed alone
-flips about 9 of 40 answers). Its score is the row's ``held_out_extra`` and the table's "dev+40" column;
-the README's dev figures stay on examples/eval_qa.jsonl. Runs made before the extra set existed are
-scored from their saved adapters with ``--score_extra`` (the rows of ``--name`` are updated in place).
+flips about 9 of 40 answers). Its score is the row's ``held_out_extra`` and the table's "dev+40" column.
+Forgetting is measured the same way on benchmarks/knowledge/dev_extra_control.jsonl: 40 more general
+questions (small sums, everyday facts, trivia; none of either corpus's control set), because the dev
+control set is trivia only and misses forgetting that shows on the test corpus's simpler control questions.
+Its score is ``control_extra`` ("ctrl+40"). The README's dev figures stay on examples/eval_qa.jsonl and
+examples/control_qa.jsonl. Runs made before the extra sets existed are scored from their saved adapters
+with ``--score_extra`` (the rows of ``--name`` are updated in place).
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ CORPORA = {
 }
 #: more dev questions, scored beside the dev corpus's own (see the module docstring)
 EXTRA_QA = {"dev": "benchmarks/knowledge/dev_extra_qa.jsonl"}
+EXTRA_CONTROL = {"dev": "benchmarks/knowledge/dev_extra_control.jsonl"}
 RESULTS = REPO_ROOT / "benchmarks" / "knowledge" / "results.jsonl"
 TABLE = REPO_ROOT / "benchmarks" / "knowledge" / "RESULTS.md"
 
@@ -146,13 +151,15 @@ def _knowledge_set(results: dict) -> dict:
 
 
 def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
-    """``held_out_extra`` and ``held_out_extra_base``: the run's adapter and the base model on the corpus's
-    extra questions (evaluate.py into <run_dir>/eval_extra); empty for a corpus without extra questions."""
+    """``held_out_extra``, ``control_extra`` and their ``*_base``: the run's adapter and the base model on the
+    corpus's extra questions and extra control questions (evaluate.py into <run_dir>/eval_extra); empty for a
+    corpus without extra questions."""
     if corpus not in EXTRA_QA:
         return {}
     out = run_dir / "eval_extra"
     cmd = [sys.executable, "evaluate.py", "--recipe", str(recipe_file), "--qa_file", EXTRA_QA[corpus],
-           "--control_file", "none", "--adapters", f"updated={run_dir / 'adapter'}", "--output_dir", str(out)]
+           "--control_file", EXTRA_CONTROL.get(corpus, "none"), "--adapters", f"updated={run_dir / 'adapter'}",
+           "--output_dir", str(out)]
     print(f"[knowledge] {shlex.join(cmd)}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "eval_extra.log", "w", encoding="utf-8") as log:
@@ -160,8 +167,13 @@ def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
     if rc != 0:
         print(f"[knowledge] scoring the extra questions failed (exit {rc}); see {run_dir / 'eval_extra.log'}")
         return {}
-    summary = _knowledge_set(json.loads((out / "results.json").read_text()))["summary"]
-    return {"held_out_extra": summary["updated"]["contains"], "held_out_extra_base": summary["base"]["contains"]}
+    results = json.loads((out / "results.json").read_text())
+    summary = _knowledge_set(results)["summary"]
+    scores = {"held_out_extra": summary["updated"]["contains"], "held_out_extra_base": summary["base"]["contains"]}
+    if "control" in results["sets"]:
+        ctrl = results["sets"]["control"]["summary"]
+        scores.update(control_extra=ctrl["updated"]["contains"], control_extra_base=ctrl["base"]["contains"])
+    return scores
 
 
 def rescore_rows(args: ExperimentArguments) -> int:
@@ -182,7 +194,9 @@ def rescore_rows(args: ExperimentArguments) -> int:
             row.update(extra, extra_scored=time.strftime("%Y-%m-%d %H:%M"))
             done += 1
             print(f"[knowledge] {args.name} {row['corpus']} seed {row['seed']}: extra questions "
-                  f"{extra['held_out_extra']:.3f} (base {extra['held_out_extra_base']:.3f})")
+                  f"{extra['held_out_extra']:.3f} (base {extra['held_out_extra_base']:.3f})"
+                  + (f", extra control {extra['control_extra']:.3f} (base {extra['control_extra_base']:.3f})"
+                     if "control_extra" in extra else ""))
     RESULTS.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return 0 if done else 1
 
@@ -246,9 +260,11 @@ def summary_table(rows: list[dict]) -> str:
                      f"{rs[0]['held_out_base']:.3f}", _mean_spread([r["control"] for r in rs if r["control"] is not None]),
                      f"{rs[0]['control_base']:.3f}" if rs[0]["control_base"] is not None else "-",
                      _mean_spread([r["held_out_extra"] for r in rs if "held_out_extra" in r]),
+                     _mean_spread([r["control_extra"] for r in rs if "control_extra" in r]),
+                     f"{rs[0]['control_extra_base']:.3f}" if "control_extra_base" in rs[0] else "-",
                      f"{statistics.mean(r['minutes'] for r in rs):.0f}", notes.get(name, "")])
-    return format_table(["experiment", "corpus", "seeds", "held-out", "base", "control", "base", "dev+40", "min", "note"],
-                        body, align="lllrrrrrrl")
+    return format_table(["experiment", "corpus", "seeds", "held-out", "base", "control", "base", "dev+40", "ctrl+40",
+                         "base", "min", "note"], body, align="lllrrrrrrrrl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,7 +299,8 @@ def write_table() -> str:
     TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
                      "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
                      "examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
-                     "(held_out_extra_base in results.jsonl: the base model). Each row's command is in "
+                     "(held_out_extra_base in results.jsonl: the base model); ctrl+40 and its base: on "
+                     "benchmarks/knowledge/dev_extra_control.jsonl. Each row's command is in "
                      "results.jsonl.\n\n```\n" + table + "\n```\n")
     return table
 

@@ -61,7 +61,10 @@ def _fake_evaluate(calls, updated=0.4, base=0.0):
         out = knowledge.Path(cmd[cmd.index("--output_dir") + 1])
         out.mkdir(parents=True, exist_ok=True)
         summary = {"updated": {"contains": updated}, "base": {"contains": base}}
-        (out / "results.json").write_text(json.dumps({"sets": {"extra": {"kind": "knowledge", "summary": summary}}}))
+        sets = {"extra": {"kind": "knowledge", "summary": summary}}
+        if cmd[cmd.index("--control_file") + 1] != "none":
+            sets["control"] = {"kind": "control", "summary": {"updated": {"contains": 0.6}, "base": {"contains": 0.7}}}
+        (out / "results.json").write_text(json.dumps({"sets": sets}))
         return 0
     return call
 
@@ -71,15 +74,26 @@ def test_dev_runs_are_scored_on_the_extra_questions_and_test_runs_are_not(tmp_pa
     monkeypatch.setattr(knowledge.subprocess, "call", _fake_evaluate(calls))
     assert knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "test") == {} and not calls
     extra = knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "dev")
-    assert extra == {"held_out_extra": 0.4, "held_out_extra_base": 0.0}
+    assert extra == {"held_out_extra": 0.4, "held_out_extra_base": 0.0, "control_extra": 0.6, "control_extra_base": 0.7}
     cmd = calls[0]
     assert cmd[cmd.index("--qa_file") + 1] == knowledge.EXTRA_QA["dev"]
-    assert cmd[cmd.index("--control_file") + 1] == "none"
+    assert cmd[cmd.index("--control_file") + 1] == knowledge.EXTRA_CONTROL["dev"]
     assert cmd[cmd.index("--adapters") + 1] == f"updated={tmp_path / 'run' / 'adapter'}"
     questions = [json.loads(line) for line in (knowledge.REPO_ROOT / knowledge.EXTRA_QA["dev"]).read_text().splitlines()]
     own = {json.loads(line)["question"] for line in (knowledge.REPO_ROOT / "examples/eval_qa.jsonl").read_text().splitlines()}
     assert len(questions) == 40 and not own & {q["question"] for q in questions}
     assert all(q["answers"] and q["doc"] for q in questions)
+
+
+def test_the_extra_control_questions_are_new_general_questions():
+    questions = [json.loads(line) for line in
+                 (knowledge.REPO_ROOT / knowledge.EXTRA_CONTROL["dev"]).read_text().splitlines()]
+    controls = {json.loads(line)["question"].lower()
+                for f in ("examples/control_qa.jsonl", "examples/test_corpus/control_qa.jsonl")
+                for line in (knowledge.REPO_ROOT / f).read_text().splitlines()}
+    assert len(questions) == 40 and len({q["question"] for q in questions}) == 40
+    assert not controls & {q["question"].lower() for q in questions}
+    assert all(q["answers"] and q["doc"] == "general" for q in questions)
 
 
 def test_score_extra_updates_the_saved_runs_rows_in_place(tmp_path, monkeypatch):
@@ -98,4 +112,6 @@ def test_score_extra_updates_the_saved_runs_rows_in_place(tmp_path, monkeypatch)
     assert knowledge.main(["--name", "x", "--score_extra", "--seeds", "42,7", "--runs_dir", str(tmp_path / "runs")]) == 0
     after = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r.get("held_out_extra") for r in after] == [0.45, None, None, None] and len(calls) == 1
-    assert "0.450" in (tmp_path / "RESULTS.md").read_text()
+    assert [r.get("control_extra") for r in after] == [0.6, None, None, None]
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "0.450" in table and "0.600" in table
