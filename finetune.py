@@ -6,7 +6,7 @@
 Settings come from the recipe (--recipe, default configs/recipes/default.yaml), then the command line.
 When --replay_prompts names a file, the base model's own answers to those prompts are made (once,
 cached; for the default model and prompts, copied from examples/replay_answers.jsonl) and mixed into
-the training data. Writes the adapter and tokenizer to --output_dir, the
+the training data. Writes the adapter (its update multiplied by --adapter_scale) and tokenizer to --output_dir, the
 per-step loss to <loss_dir>/<run_name>.npy, <output_dir>/train_summary.json and, after a few steps,
 <output_dir>/time_projection.json. ``python finetune.py --help`` lists every flag; docs/finetuning.md
 explains the choices.
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
         trainer.evaluate()
     try:
         save_final_model(trainer, args.output_dir)
+        if trainer.is_world_process_zero():
+            scale_saved_adapter(args.output_dir, lora_args.adapter_scale)
     except OSError as exc:  # a full disk, a read-only folder: each file already there stays whole
         logger.error("cannot save the adapter to %s: %s", args.output_dir, exc.strerror or exc)
         return EXIT_WRITE_ERROR
@@ -113,8 +115,20 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
                    "model_name_or_path": model_args.model_name_or_path, "bf16": bool(args.bf16),
                    "truncated_rows": getattr(train_set, "num_truncated", 0),
                    "dropped_rows": getattr(train_set, "num_dropped", 0),
-                   "projection": projection.projection})
+                   "projection": projection.projection, "adapter_scale": lora_args.adapter_scale})
     return 0
+
+
+def scale_saved_adapter(output_dir: str, scale: float) -> None:
+    """Apply ``--adapter_scale`` to the adapter just saved. A stamp left by an earlier run in the same folder
+    described weights that have now been overwritten, so it goes first."""
+    from finetuning.scale import STAMP, scale_adapter
+
+    stale = os.path.join(output_dir, STAMP)
+    if os.path.exists(stale):
+        os.remove(stale)
+    if scale != 1:
+        scale_adapter(output_dir, scale)
 
 
 def _die_with_parent() -> None:

@@ -3,6 +3,8 @@
     python benchmarks/knowledge.py --name default --corpus dev,test --seeds 42,7
     python benchmarks/knowledge.py --name lr1e-3 --set finetune.learning_rate=1e-3 --corpus dev --seeds 42
     python benchmarks/knowledge.py --name bare --entry bare --corpus test --seeds 42   # the four-command chain
+    python benchmarks/knowledge.py --name lr-s0.8 --set finetune.learning_rate=1e-3 finetune.adapter_scale=0.8 \
+        --scale_from lr1e-3 --corpus dev --seeds 42   # lr1e-3's saved adapter scaled by 0.8: no training
 
 Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<name>/<corpus>-s<seed>
 (or, with ``--entry bare``, the commands a user types: shells/collect_data.sh, shells/finetune_lora_ds.sh,
@@ -69,6 +71,11 @@ class ExperimentArguments:
     entry: str = field(default="quickstart", metadata={
         "help": "quickstart: python -m quickstart; bare: the shell commands collect_data.sh, finetune_lora_ds.sh "
                 "and evaluate.sh in turn, as a user with their own documents would type them."})
+    scale_from: str = field(default="", metadata={
+        "help": "Train nothing: take the saved runs of this experiment (same corpus and seed), whose recipe must "
+                "differ from this one only in finetune.adapter_scale, scale their adapters to this recipe's "
+                "adapter_scale (finetuning/scale.py) and evaluate them. The same model as training with this "
+                "recipe, without training again; the row's minutes are the source run's plus the evaluation."})
     score_extra: bool = field(default=False, metadata={
         "help": "Train nothing: score the saved adapters of --name's dev runs (--seeds) on the extra dev questions "
                 "and add the scores to their rows in results.jsonl."})
@@ -105,7 +112,13 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
     if not own.exists():
         _share_cache(shared, own)
     t0 = time.time()
-    if args.entry == "bare":
+    source_row = None
+    if args.scale_from:
+        source_row = scale_saved_run(args, recipe_file, run_dir, corpus, seed)
+        if source_row is None:
+            return None
+        stage_seconds = {"scale + evaluate": round(time.time() - t0, 1)}
+    elif args.entry == "bare":
         stage_seconds = run_bare(recipe_file, run_dir, docs, questions, control, seed)
         if stage_seconds is None:
             return None
@@ -133,16 +146,58 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
         "by_document": {d: v["updated"] for d, v in know.get("by_document", {}).items()},
         "train_rows": sum(1 for _ in open(run_dir / "data" / "qa_pairs.jsonl")),
         "train_tokens": train.get("tokens"), "train_steps": train.get("global_step"),
-        "minutes": round((time.time() - t0) / 60, 1),
+        "minutes": round((time.time() - t0) / 60 + (source_row["minutes"] if source_row else 0), 1),
         "stage_seconds": stage_seconds, "entry": args.entry,
+        **({"scaled_from": {"run": f"{args.scale_from}/{corpus}-s{seed}", "date": source_row["date"],
+                            "command": source_row["command"]}} if source_row else {}),
         "recipe": json.loads(json.dumps(load_recipe(recipe_file))),
         "command": "python benchmarks/knowledge.py " + shlex.join(
             ["--name", args.name, "--recipe", args.recipe, *(["--set", *args.set] if args.set else []),
              *(["--entry", args.entry] if args.entry != "quickstart" else []),
              *(["--runs_dir", args.runs_dir] if args.runs_dir != "runs/knowledge" else []),  # another reply cache
+             *(["--scale_from", args.scale_from] if args.scale_from else []),
              "--corpus", corpus, "--seeds", str(seed)]),
         "host": _cpu(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def scale_saved_run(args: ExperimentArguments, recipe_file: Path, run_dir: Path, corpus: str, seed: int) -> dict | None:
+    """``--scale_from``: copy the source run's data, scale its adapter to this recipe's ``adapter_scale`` and
+    evaluate it as the main job does; the source run's row, or None (with the reason printed) when the
+    source run is missing or its recipe differs in more than ``finetune.adapter_scale``."""
+    from finetuning.scale import adapter_scale, scale_adapter
+
+    src = Path(args.runs_dir) / args.scale_from / f"{corpus}-s{seed}"
+    src_recipe = load_recipe(Path(args.runs_dir) / args.scale_from / "recipe.yaml")
+    recipe = load_recipe(recipe_file)
+    want = float(recipe.get("finetune", {}).get("adapter_scale", 1.0))
+    have = float(src_recipe.get("finetune", {}).get("adapter_scale", 1.0))
+    for r in (src_recipe, recipe):
+        r.get("finetune", {}).pop("adapter_scale", None)
+    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()] if RESULTS.is_file() else []
+    source_row = next((r for r in rows if (r["name"], r["corpus"], r["seed"]) == (args.scale_from, corpus, seed)), None)
+    problem = ("its recipe differs in more than finetune.adapter_scale" if src_recipe != recipe
+               else "it has no row in " + str(RESULTS) if source_row is None
+               else "it has no saved adapter" if not (src / "adapter" / "adapter_config.json").is_file() else "")
+    if problem:
+        print(f"[knowledge] --scale_from {args.scale_from}: {src} cannot be used: {problem}")
+        return None
+    if abs(adapter_scale(src / "adapter") - have) > 1e-6:
+        print(f"[knowledge] {src / 'adapter'}: scaled by {adapter_scale(src / 'adapter')}, not by its recipe's {have}")
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / "data", run_dir / "data", dirs_exist_ok=True)
+    scale_adapter(src / "adapter", want / have, run_dir / "adapter")
+    _, questions, control = CORPORA[corpus]
+    cmd = [sys.executable, "-m", "evaluation", "--recipe", str(recipe_file), "--qa_file", questions,
+           "--control_file", control, "--adapters", f"updated={run_dir / 'adapter'}", "--output_dir", str(run_dir / "eval")]
+    print(f"[knowledge] {shlex.join(cmd)}", flush=True)
+    with open(run_dir / "evaluate.log", "w", encoding="utf-8") as log:
+        rc = subprocess.call(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if rc != 0:
+        print(f"[knowledge] evaluating the scaled adapter failed (exit {rc}); see {run_dir / 'evaluate.log'}")
+        return None
+    return source_row
 
 
 def _knowledge_set(results: dict) -> dict:

@@ -79,6 +79,17 @@ class LoraArguments:
         "help": "Comma-separated modules trained in full and saved with the adapter (e.g. 'embed_tokens,lm_head'). "
                 "Off unless asked: it multiplies the adapter size and the risk of forgetting."})
     q_lora: bool = field(default=False, metadata={"help": "QLoRA: 4-bit base weights (needs a CUDA GPU and bitsandbytes)."})
+    adapter_scale: float = field(default=1.0, metadata={
+        "help": "Multiply the saved adapter's update by this factor after training (finetuning/scale.py): below 1 "
+                "the model moves part of the way back to the base (weight-space interpolation, WiSE-FT), giving up "
+                "some of what it learned for less forgetting. Plain LoRA only; checkpoints stay unscaled."})
+
+    def __post_init__(self):
+        if self.adapter_scale < 0:
+            raise ValueError(f"--adapter_scale {self.adapter_scale}: must be >= 0 (1 = the adapter as trained)")
+        if self.adapter_scale != 1 and (not self.use_lora or self.modules_to_save):
+            raise ValueError(f"--adapter_scale {self.adapter_scale} scales a plain LoRA update; it cannot be used "
+                             "with --use_lora False or --modules_to_save")
 
 
 @dataclass

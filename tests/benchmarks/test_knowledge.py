@@ -115,3 +115,73 @@ def test_score_extra_updates_the_saved_runs_rows_in_place(tmp_path, monkeypatch)
     assert [r.get("control_extra") for r in after] == [0.6, None, None, None]
     table = (tmp_path / "RESULTS.md").read_text()
     assert "0.450" in table and "0.600" in table
+
+
+def _saved_run(runs, name, recipe, corpus="dev", seed=42):
+    """A finished run folder as knowledge.py leaves one: recipe, data, a (two-tensor) LoRA adapter."""
+    import torch
+    from safetensors.torch import save_file
+
+    (runs / name).mkdir(parents=True, exist_ok=True)
+    (runs / name / "recipe.yaml").write_text(knowledge.yaml.safe_dump(recipe))
+    run = runs / name / f"{corpus}-s{seed}"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "qa_pairs.jsonl").write_text('{"id": 0}\n{"id": 1}\n')
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "use_dora": False}))
+    (run / "adapter" / "train_summary.json").write_text(json.dumps({"tokens": 10, "global_step": 3}))
+    save_file({"m.q_proj.lora_A.weight": torch.ones(2, 4), "m.q_proj.lora_B.weight": torch.ones(4, 2)},
+              str(run / "adapter" / "adapter_model.safetensors"))
+    return run
+
+
+def test_scale_from_evaluates_a_saved_runs_adapter_scaled_instead_of_training(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    runs, results = tmp_path / "runs", tmp_path / "results.jsonl"
+    recipe = knowledge.resolved_recipe("configs/recipes/default.yaml", ["collect.wh_keywords=1"])
+    _saved_run(runs, "src", recipe)
+    results.write_text(json.dumps({"name": "src", "corpus": "dev", "seed": 42, "minutes": 50.0, "date": "d",
+                                   "command": "python benchmarks/knowledge.py --name src", "held_out": 0.55,
+                                   "held_out_base": 0.0, "control": 0.6, "control_base": 0.7}) + "\n")
+    monkeypatch.setattr(knowledge, "RESULTS", results)
+    monkeypatch.setattr(knowledge, "TABLE", tmp_path / "RESULTS.md")
+    calls = []
+
+    def fake_call(cmd, cwd=None, stdout=None, stderr=None):
+        calls.append(cmd)
+        out = knowledge.Path(cmd[cmd.index("--output_dir") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"updated": {"contains": 0.5}, "base": {"contains": 0.0}}
+        ctrl = {"updated": {"contains": 0.7}, "base": {"contains": 0.7}}
+        (out / "results.json").write_text(json.dumps({"sets": {
+            "eval_qa": {"kind": "knowledge", "summary": summary, "by_document": {}},
+            "control": {"kind": "control", "summary": ctrl}}}))
+        return 0
+
+    monkeypatch.setattr(knowledge.subprocess, "call", fake_call)
+    argv = ["--name", "scaled", "--set", "collect.wh_keywords=1", "finetune.adapter_scale=0.5", "--scale_from", "src",
+            "--runs_dir", str(runs)]
+    assert knowledge.main(argv) == 0
+    assert not any("quickstart" in c for cmd in calls for c in cmd)  # nothing trained
+    weights = load_file(str(runs / "scaled" / "dev-s42" / "adapter" / "adapter_model.safetensors"))
+    assert weights["m.q_proj.lora_B.weight"].eq(0.5).all() and weights["m.q_proj.lora_A.weight"].eq(1).all()
+    row = json.loads(results.read_text().splitlines()[-1])
+    assert row["name"] == "scaled" and row["held_out"] == 0.5 and row["train_rows"] == 2
+    assert row["scaled_from"]["run"] == "src/dev-s42" and 50 <= row["minutes"] < 51
+    assert "--scale_from src" in row["command"] and row["recipe"]["finetune"]["adapter_scale"] == 0.5
+
+
+def test_scale_from_refuses_a_source_trained_with_other_settings(tmp_path, monkeypatch, capsys):
+    runs, results = tmp_path / "runs", tmp_path / "results.jsonl"
+    _saved_run(runs, "src", knowledge.resolved_recipe("configs/recipes/default.yaml", ["finetune.num_train_epochs=3"]))
+    results.write_text(json.dumps({"name": "src", "corpus": "dev", "seed": 42, "minutes": 50.0, "date": "d",
+                                   "command": "c", "held_out": 0.55, "held_out_base": 0.0, "control": 0.6,
+                                   "control_base": 0.7}) + "\n")
+    monkeypatch.setattr(knowledge, "RESULTS", results)
+    monkeypatch.setattr(knowledge, "TABLE", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(knowledge.subprocess, "call", lambda *a, **k: pytest.fail("nothing may run"))
+    assert knowledge.main(["--name", "scaled", "--set", "finetune.adapter_scale=0.5", "--scale_from", "src",
+                           "--runs_dir", str(runs)]) == 0
+    assert "differs in more than finetune.adapter_scale" in capsys.readouterr().out
+    assert len(results.read_text().splitlines()) == 1

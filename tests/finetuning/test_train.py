@@ -155,3 +155,26 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another(tmp_path, tin
     first, again, other = curve("a", "11"), curve("b", "11"), curve("c", "12")
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first[1:], other[1:])
+
+
+def test_adapter_scale_multiplies_the_saved_update_and_rerunning_does_not_compound(tmp_path, tiny_model_dir, caplog):
+    from safetensors.torch import load_file
+
+    from finetuning.scale import adapter_scale
+
+    data, losses = make_data(tmp_path / "qa.jsonl"), tmp_path / "l"
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert finetune.main(base_args(tiny_model_dir, data, full, losses, "--max_steps", "2")) == 0
+    for _ in range(2):  # a second run into the same folder starts from fresh weights, not the scaled ones
+        assert finetune.main(base_args(tiny_model_dir, data, half, losses, "--max_steps", "2",
+                                       "--adapter_scale", "0.5")) == 0
+    a, b = load_file(full / "adapter_model.safetensors"), load_file(half / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k] * 0.5 if ".lora_B." in k else a[k])
+    assert adapter_scale(half) == 0.5 and adapter_scale(full) == 1.0
+    assert json.loads((half / "train_summary.json").read_text())["adapter_scale"] == 0.5
+    caplog.set_level(logging.ERROR)
+    assert finetune.main(base_args(tiny_model_dir, data, tmp_path / "ft", losses, "--use_lora", "False",
+                                   "--adapter_scale", "0.5")) == 2
+    assert "--adapter_scale 0.5 scales a plain LoRA update" in caplog.text
