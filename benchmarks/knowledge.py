@@ -174,9 +174,10 @@ def scale_saved_run(args: ExperimentArguments, recipe_file: Path, run_dir: Path,
     have = float(src_recipe.get("finetune", {}).get("adapter_scale", 1.0))
     for r in (src_recipe, recipe):
         r.get("finetune", {}).pop("adapter_scale", None)
-    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()] if RESULTS.is_file() else []
+    rows = read_rows()
     source_row = next((r for r in rows if (r["name"], r["corpus"], r["seed"]) == (args.scale_from, corpus, seed)), None)
     problem = ("its recipe differs in more than finetune.adapter_scale" if src_recipe != recipe
+               else "its recipe scales the adapter to 0: nothing is left to scale" if have == 0
                else "it has no row in " + str(RESULTS) if source_row is None
                else "it has no saved adapter" if not (src / "adapter" / "adapter_config.json").is_file() else "")
     if problem:
@@ -198,6 +199,11 @@ def scale_saved_run(args: ExperimentArguments, recipe_file: Path, run_dir: Path,
         print(f"[knowledge] evaluating the scaled adapter failed (exit {rc}); see {run_dir / 'evaluate.log'}")
         return None
     return source_row
+
+
+def read_rows() -> list[dict]:
+    """The rows of benchmarks/knowledge/results.jsonl (none before the first run)."""
+    return [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()] if RESULTS.is_file() else []
 
 
 def _knowledge_set(results: dict) -> dict:
@@ -233,7 +239,7 @@ def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
 
 def rescore_rows(args: ExperimentArguments) -> int:
     """``--score_extra``: the extra-question scores of ``--name``'s saved dev runs, written into their rows."""
-    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]
+    rows = read_rows()
     seeds = {int(s) for s in args.seeds.split(",") if s.strip()}
     done = 0
     for row in rows:
@@ -349,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_table() -> str:
     """Rewrite benchmarks/knowledge/RESULTS.md from results.jsonl (also after rows are added by hand from
     another checkout's runs) and return the table."""
-    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()] if RESULTS.is_file() else []
+    rows = read_rows()
     table = summary_table(rows)
     TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
                      "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
