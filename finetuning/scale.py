@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from utils.io_utils import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def scale_adapter(adapter: str | Path, scale: float, output: str | Path | None =
         ValueError: a negative scale, or an adapter whose update is not B A alone (DoRA, modules_to_save,
             trainable tokens), where multiplying B would not scale the update.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     adapter = Path(adapter)
     output = Path(output) if output is not None else adapter
@@ -80,21 +81,18 @@ def scale_adapter(adapter: str | Path, scale: float, output: str | Path | None =
     for k in lora_b:
         weights[k] = weights[k] * scale
     total = adapter_scale(adapter) * scale
-    stamp = json.dumps({"scale": total, "source": str(adapter.resolve())}) + "\n"
+    data, stamp = save(weights, metadata={"format": "pt"}), {"scale": total, "source": str(adapter.resolve())}
     if output.resolve() == adapter.resolve():
         # in place: only the weights and the stamp change (checkpoints and logs beside them stay)
-        for name, write in ((WEIGHTS, lambda f: save_file(weights, str(f), metadata={"format": "pt"})),
-                            (STAMP, lambda f: f.write_text(stamp))):
-            tmp_file = adapter / f".{name}.tmp"
-            write(tmp_file)
-            os.replace(tmp_file, adapter / name)
+        atomic_write_bytes(adapter / WEIGHTS, data)
+        atomic_write_json(adapter / STAMP, stamp)
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as tmp:
             staging = Path(tmp) / "scaled"
             shutil.copytree(adapter, staging, ignore=lambda _d, names: [n for n in names if n.startswith(SKIPPED)])
-            save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt"})
-            (staging / STAMP).write_text(stamp)
+            atomic_write_bytes(staging / WEIGHTS, data)
+            atomic_write_json(staging / STAMP, stamp)
             if output.exists():
                 shutil.rmtree(output)
             staging.rename(output)
