@@ -153,7 +153,13 @@ def mix_in_replay(data_args, model_name_or_path: str) -> str:
         raise DataFileError(f"--replay_prompts {data_args.replay_prompts}: no such file ('none' trains without replay rows)")
     from replay.build import ensure_replay
 
-    replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens)
+    checks = None
+    if data_args.replay_checks.strip().lower() not in ("none", ""):
+        checks = repo_path(data_args.replay_checks)
+        if not checks.is_file():
+            raise DataFileError(f"--replay_checks {data_args.replay_checks}: no such file ('none' checks no replay answer)")
+    replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens,
+                           checks_path=checks)
     if not replay.stat().st_size:
         logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped); "
                        "training without replay rows", prompts)

@@ -62,6 +62,10 @@ class DataArguments:
                 "data so the update keeps what the model knew (self-distillation replay, python -m replay); "
                 "'none' = no replay rows."})
     replay_max_new_tokens: int = field(default=128, metadata={"help": "Length cap of each replayed answer."})
+    replay_checks: str = field(default="none", metadata={
+        "help": "JSONL of {question, answers} for some replay prompts: a replay row for such a prompt is trained only "
+                "if its answer contains one of the answers (the base model's wrong answers are left out); "
+                "'none' = every replay row."})
     prepare_data_only: bool = field(default=False, metadata={
         "help": "Build the replay rows (cached), check the data, and exit without training (the launcher runs "
                 "this once before torchrun so every process finds the replay rows ready)."})

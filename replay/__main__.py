@@ -29,6 +29,9 @@ class ReplayArguments:
                 "~/.cache/knowledge_update/replay/)."})
     max_new_tokens: int = field(default=128, metadata={
         "help": "Length cap of each replayed answer; the recipe's replay_max_new_tokens unless given."})
+    checks: str = field(default="none", metadata={
+        "help": "JSONL of {question, answers}: rows whose answer contains none of their prompt's answers are left "
+                "out (a second, checked file; see replay/build.py); the recipe's replay_checks unless given."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     bundle: bool = field(default=False, metadata={
         "help": f"Regenerate the default model's answers shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if str(section.get("replay_prompts", "none")).lower() not in ("none", ""):
         parser.set_defaults(prompts=section["replay_prompts"])
+    if str(section.get("replay_checks", "none")).lower() not in ("none", ""):
+        parser.set_defaults(checks=section["replay_checks"])
     if "replay_max_new_tokens" in section:
         parser.set_defaults(max_new_tokens=section["replay_max_new_tokens"])
     (args,) = parser.parse_args_into_dataclasses(args=rest)
@@ -64,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         path = build_replay(args.model_name_or_path, prompts, Path(args.output), max_new_tokens=args.max_new_tokens,
                             batch_size=args.batch_size)
     else:
+        checks = None if args.checks.strip().lower() in ("none", "") else repo_path(args.checks)
+        if checks is not None and not checks.is_file():
+            logger.error("checks file %s not found", args.checks)
+            return 2
         path = ensure_replay(args.model_name_or_path, prompts, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, checks_path=checks)
     print(path)
     return 0
 

@@ -13,6 +13,13 @@ For the embedded default model the repository ships its answers to the default p
 minutes of two CPU cores on every fresh machine, for answers that do not depend on the user's documents.
 :func:`ensure_replay` copies them into the cache when the model, prompts and length cap match the stamp
 beside them; any other model, prompts file or length cap is generated.
+
+Greedy answers of a 135M model are often wrong ("An insect has 8 legs"), and training on them spreads the
+error to neighbouring questions (after fine-tuning with that row, "How many legs does a dog have?" got 8).
+A checks file (``--replay_checks``, JSONL with ``question`` and ``answers`` as in the evaluation sets) lists
+accepted answers for some prompts; a replay row for such a prompt is kept only when its answer contains one
+of them (evaluation.scoring.contains_match), the filter of rejection-sampling self-training. Prompts without a
+check are kept as they are.
 """
 from __future__ import annotations
 
@@ -24,9 +31,9 @@ import os
 from pathlib import Path
 
 from utils.default_model import DEFAULT_MODEL_ALIAS, GGUF_NAME, WHEEL_SPEC, default_model_dir, resolve_model_path
-from utils.io_utils import atomic_write_text
+from utils.io_utils import DataFileError, atomic_write_text, iter_jsonl
 from utils.recipe import REPO_ROOT
-from utils.stamps import fingerprint, is_current, mark_current, weights_stamp
+from utils.stamps import file_digest, fingerprint, is_current, mark_current, weights_stamp
 
 logger = logging.getLogger(__name__)
 CACHE_ENV = "KU_REPLAY_CACHE"
@@ -70,6 +77,31 @@ def replay_rows(prompts: list[str], answers: list[str]) -> list[dict]:
             "source": "self_distill",
         })
     return rows
+
+
+def read_checks(path: str | Path) -> dict[str, list[str]]:
+    """``{prompt: accepted answers}`` from a JSONL file of ``{"question": ..., "answers": [...]}`` objects."""
+    checks: dict[str, list[str]] = {}
+    for lineno, obj in iter_jsonl(path):
+        question, answers = obj.get("question"), obj.get("answers")
+        if not isinstance(question, str) or not question.strip():
+            raise DataFileError(f"{path}:{lineno}: needs a non-empty string 'question'")
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise DataFileError(f"{path}:{lineno}: 'answers' must be a non-empty list of non-empty strings")
+        checks[question.strip()] = answers
+    return checks
+
+
+def check_rows(rows: list[dict], checks: dict[str, list[str]]) -> tuple[list[dict], list[dict]]:
+    """``(kept, dropped)``: a row whose prompt has a check is kept only if its answer contains an accepted answer."""
+    from evaluation.scoring import contains_match
+
+    kept, dropped = [], []
+    for row in rows:
+        prompt, answer = (turn["value"] for turn in row["conversations"][:2])
+        answers = checks.get(prompt.strip())
+        (kept if answers is None or contains_match(answer, answers) else dropped).append(row)
+    return kept, dropped
 
 
 def _prompts_digest(prompts: list[str]) -> str:
@@ -122,12 +154,34 @@ def cache_dir() -> Path:
 
 
 def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_tokens: int = 128,
-                  batch_size: int = 16) -> Path:
+                  batch_size: int = 16, checks_path: str | Path | None = None) -> Path:
     """The replay file for this model and these prompts, made once and shared by every run that needs it.
 
     Its name is a fingerprint of the model's weights, the prompts and the length cap. A file lock makes
     concurrent callers (torchrun processes started without the launcher) wait for one of them to build it.
+    With ``checks_path``, the rows that fail their check are left out of a second file made from the first
+    (``replay-<fingerprint>-checked-<checks fingerprint>.jsonl``), so the answers are generated once for both.
     """
+    rows_path = _ensure_answers(model_name_or_path, prompts_path, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if checks_path is None:
+        return rows_path
+    checks = read_checks(checks_path)
+    key = {"rows": file_digest(rows_path), "checks": fingerprint(checks)}
+    out = rows_path.with_name(f"{rows_path.stem}-checked-{fingerprint(key)[:8]}.jsonl")
+    if is_current(out, key):
+        return out
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept, dropped = check_rows(rows, checks)
+    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+    mark_current(out, key)
+    checked = sum(1 for r in rows if r["conversations"][0]["value"].strip() in checks)
+    logger.info("replay checks %s: %d of %d checked rows dropped (answer contains no accepted answer); %d rows kept",
+                checks_path, len(dropped), checked, len(kept))
+    return out
+
+
+def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_new_tokens: int, batch_size: int) -> Path:
+    """:func:`ensure_replay` without checks: every answer, from the cache, the bundle or generated."""
     prompts = read_prompts(prompts_path)
     key = replay_key(model_name_or_path, prompts, max_new_tokens)
     out = cache_dir() / f"replay-{fingerprint(key)[:16]}.jsonl"

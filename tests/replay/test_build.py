@@ -203,3 +203,71 @@ def test_shipped_answers_are_what_the_default_model_says(default_model_dir):
         total += len(a_ids)
     # Measured: 0.97 for the shipped answers, 0.67 for the same answers paired with the wrong questions.
     assert agree / total >= 0.90, f"{agree}/{total} answer tokens are the model's greedy choice"
+
+
+def test_read_checks_names_the_file_and_line_of_a_bad_entry(tmp_path):
+    from replay.build import read_checks
+    from utils.io_utils import DataFileError
+
+    good = tmp_path / "checks.jsonl"
+    good.write_text('{"question": " A? ", "answers": ["4", "four"]}\n\n{"question": "B?", "answers": ["x"]}\n')
+    assert read_checks(good) == {"A?": ["4", "four"], "B?": ["x"]}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "A?", "answers": ["4"]}\n{"question": "B?", "answers": []}\n')
+    with pytest.raises(DataFileError, match=r"bad.jsonl:2: 'answers'"):
+        read_checks(bad)
+
+
+def test_check_rows_drops_wrong_answers_and_keeps_unchecked_prompts():
+    from replay.build import check_rows
+
+    rows = replay_rows(["How many legs does an insect have?", "What is 2 plus 2?", "Describe rain."],
+                       ["An insect has 8 legs.", "2 + 2 is four.", "Rain is water falling."])
+    kept, dropped = check_rows(rows, {"How many legs does an insect have?": ["6", "six"],
+                                      "What is 2 plus 2?": ["4", "four"]})
+    assert [r["conversations"][0]["value"] for r in kept] == ["What is 2 plus 2?", "Describe rain."]
+    assert [r["conversations"][1]["value"] for r in dropped] == ["An insect has 8 legs."]
+
+
+def test_ensure_replay_with_checks_filters_a_second_file_from_the_same_answers(tmp_path, monkeypatch, tiny_model_dir):
+    import replay.build as rb
+
+    prompts, bundled = _bundle_for(tmp_path, monkeypatch, tiny_model_dir)  # answers: "a." to A?, "b." to B?
+    checks = tmp_path / "checks.jsonl"
+    checks.write_text('{"question": "A?", "answers": ["zz"]}\n{"question": "B?", "answers": ["b"]}\n')
+    every = rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64)
+    checked = rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64, checks_path=checks)
+    assert checked != every and every.read_text() == bundled.read_text()  # the unchecked file is untouched
+    assert [json.loads(line)["conversations"][1]["value"] for line in checked.read_text().splitlines()] == ["b."]
+    checks.write_text('{"question": "B?", "answers": ["b"]}\n')  # other checks: another file, both rows pass
+    rechecked = rb.ensure_replay(str(tiny_model_dir), prompts, max_new_tokens=64, checks_path=checks)
+    assert rechecked != checked and len(rechecked.read_text().splitlines()) == 2
+
+
+def test_finetune_passes_replay_checks_and_names_a_missing_file(tmp_path, monkeypatch):
+    import replay.build as rb
+    from finetune import mix_in_replay
+    from finetuning.args import DataArguments
+    from utils.io_utils import DataFileError
+
+    prompts, checks = tmp_path / "p.txt", tmp_path / "checks.jsonl"
+    prompts.write_text("A?\n")
+    checks.write_text('{"question": "A?", "answers": ["x"]}\n')
+    seen = {}
+
+    def fake_ensure(model, prompts_path, **kwargs):
+        seen.update(kwargs)
+        out = tmp_path / "replay.jsonl"
+        out.write_text("{}\n")
+        return out
+
+    monkeypatch.setattr(rb, "ensure_replay", fake_ensure)
+    args = DataArguments(data_path="d.jsonl", replay_prompts=str(prompts), replay_checks=str(checks))
+    assert mix_in_replay(args, "m") == f"d.jsonl,{tmp_path / 'replay.jsonl'}"
+    assert seen["checks_path"] == checks
+    args.replay_checks = "none"
+    mix_in_replay(args, "m")
+    assert seen["checks_path"] is None
+    args.replay_checks = str(tmp_path / "missing.jsonl")
+    with pytest.raises(DataFileError, match="--replay_checks .*missing.jsonl: no such file"):
+        mix_in_replay(args, "m")
