@@ -271,3 +271,14 @@ def test_finetune_passes_replay_checks_and_names_a_missing_file(tmp_path, monkey
     args.replay_checks = str(tmp_path / "missing.jsonl")
     with pytest.raises(DataFileError, match="--replay_checks .*missing.jsonl: no such file"):
         mix_in_replay(args, "m")
+
+
+def test_shipped_checks_name_only_shipped_prompts():
+    """A check whose question is not a line of the prompts file (a typo, an edited prompt) would silently
+    check nothing."""
+    from replay.build import read_checks
+    from utils.recipe import REPO_ROOT
+
+    checks = read_checks(REPO_ROOT / "examples" / "replay_checks.jsonl")
+    prompts = set(read_prompts(REPO_ROOT / "examples" / "replay_prompts.txt"))
+    assert len(checks) > 200 and set(checks) <= prompts
