@@ -21,6 +21,15 @@ requires_gpu = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_replay_cache(tmp_path_factory):
+    """Replay rows made by tests (tiny random models, the smoke recipe) go to a folder of this session, not
+    to the user's ~/.cache/knowledge_update/replay; subprocesses inherit the variable."""
+    if "KU_REPLAY_CACHE" not in os.environ:
+        os.environ["KU_REPLAY_CACHE"] = str(tmp_path_factory.mktemp("replay_cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     from utils.default_model import prepare_default_model
