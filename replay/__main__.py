@@ -31,7 +31,7 @@ class ReplayArguments:
         "help": "Length cap of each replayed answer; the recipe's replay_max_new_tokens unless given."})
     checks: str = field(default="none", metadata={
         "help": "JSONL of {question, answers}: rows whose answer contains none of their prompt's answers are left "
-                "out (a second, checked file; see replay/build.py); the recipe's replay_checks unless given."})
+                "out (a second, checked file in the cache; --output and --bundle write every answer); the recipe's replay_checks unless given."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     bundle: bool = field(default=False, metadata={
         "help": f"Regenerate the default model's answers shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
