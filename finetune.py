@@ -161,8 +161,8 @@ def mix_in_replay(data_args, model_name_or_path: str) -> str:
     replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens,
                            checks_path=checks)
     if not replay.stat().st_size:
-        logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped); "
-                       "training without replay rows", prompts)
+        logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped, and so are "
+                       "replies that fail --replay_checks); training without replay rows", prompts)
         return data_args.data_path
     logger.info("replay rows (the base model's own answers to %s): %s", prompts, replay)
     return f"{data_args.data_path},{replay}"

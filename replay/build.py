@@ -15,7 +15,7 @@ minutes of two CPU cores on every fresh machine, for answers that do not depend 
 beside them; any other model, prompts file or length cap is generated.
 
 Greedy answers of a 135M model are often wrong ("An insect has 8 legs"), and training on them spreads the
-error to neighbouring questions (after fine-tuning with that row, "How many legs does a dog have?" got 8).
+error to neighbouring questions (every e19 and e25 run on the test corpus then said a dog has 8 legs too).
 A checks file (``--replay_checks``, JSONL with ``question`` and ``answers`` as in the evaluation sets) lists
 accepted answers for some prompts; a replay row for such a prompt is kept only when its answer contains one
 of them (evaluation.scoring.contains_match), the filter of rejection-sampling self-training. Prompts without a
@@ -160,7 +160,7 @@ def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_
     Its name is a fingerprint of the model's weights, the prompts and the length cap. A file lock makes
     concurrent callers (torchrun processes started without the launcher) wait for one of them to build it.
     With ``checks_path``, the rows that fail their check are left out of a second file made from the first
-    (``replay-<fingerprint>-checked-<checks fingerprint>.jsonl``), so the answers are generated once for both.
+    (``replay-<fingerprint>-checked-<hash of the rows and the checks>.jsonl``), so the answers are generated once for both.
     """
     rows_path = _ensure_answers(model_name_or_path, prompts_path, max_new_tokens=max_new_tokens, batch_size=batch_size)
     if checks_path is None:
