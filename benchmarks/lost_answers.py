@@ -2,8 +2,8 @@
 
     python -m benchmarks.lost_answers runs/knowledge/e19-fact-wh2/test-s42 runs/knowledge/e25-keywords/test-s7
 
-For each benchmarks/knowledge.py run folder (``<corpus>-s<seed>``, with ``eval/predictions``): the questions
-of its corpus's control set that the base model answered right and the updated model wrong. For each lost
+For each benchmarks/knowledge.py run folder (with ``eval/results.json``): the control questions that the
+base model answered right and the updated model wrong. For each lost
 answer it lists the replay rows whose answer shares a run of ``--ngram`` normalised words with it
 (evaluation.scoring.tokens), and whether ``--checks`` would drop that row (replay/build.py: its answer
 contains none of the accepted answers). The last line counts the lost answers, those that share a run with
@@ -19,10 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.knowledge import CORPORA
-from evaluation.scoring import contains_match, tokens
+from evaluation.scoring import tokens
 from replay.build import check_rows, read_checks
-from utils.recipe import REPO_ROOT, repo_path
+from utils.io_utils import iter_jsonl
+from utils.recipe import repo_path
 from utils.tables import format_table
 
 
@@ -33,17 +33,14 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def control_answers(run_dir: Path) -> list[tuple[str, str, bool]]:
-    """``(question, updated answer, lost)`` for each control question; lost: the base got it right and the
-    update got it wrong."""
-    corpus = run_dir.name.rsplit("-s", 1)[0]
-    if corpus not in CORPORA:
-        raise SystemExit(f"{run_dir}: not a benchmarks/knowledge.py run folder (<corpus>-s<seed>, corpus in {sorted(CORPORA)})")
-    control = [json.loads(line) for line in (REPO_ROOT / CORPORA[corpus][2]).read_text().splitlines() if line.strip()]
-    preds = run_dir / "eval" / "predictions"
-    base = json.loads((preds / "base__control.json").read_text())["predictions"]
-    updated = json.loads((preds / "updated__control.json").read_text())["predictions"]
-    return [(q["question"], u, contains_match(b, q["answers"]) and not contains_match(u, q["answers"]))
-            for q, b, u in zip(control, base, updated)]
+    """``(question, updated answer, lost)`` for each control question of the run's evaluation
+    (``eval/results.json``); lost: the base model's answer was right and the updated model's wrong."""
+    results = run_dir / "eval" / "results.json"
+    if not results.is_file():
+        raise SystemExit(f"{results}: no such file (a benchmarks/knowledge.py run folder has one after evaluation)")
+    questions = json.loads(results.read_text(encoding="utf-8"))["sets"]["control"]["questions"]
+    return [(q["question"], q["predictions"]["updated"]["text"],
+             q["predictions"]["base"]["contains"] and not q["predictions"]["updated"]["contains"]) for q in questions]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngram", type=int, default=5, help="Length of the shared word run.")
     args = parser.parse_args(argv)
 
-    rows = [json.loads(line) for line in repo_path(args.replay).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, row in iter_jsonl(repo_path(args.replay))]
     _, dropped = check_rows(rows, read_checks(repo_path(args.checks)))
     dropped_ids = {r["id"] for r in dropped}
     replay = [(r, ngrams(r["conversations"][1]["value"], args.ngram)) for r in rows]

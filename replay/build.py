@@ -170,7 +170,7 @@ def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_
     out = rows_path.with_name(f"{rows_path.stem}-checked-{fingerprint(key)[:8]}.jsonl")
     if is_current(out, key):
         return out
-    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, row in iter_jsonl(rows_path)]
     kept, dropped = check_rows(rows, checks)
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     mark_current(out, key)
