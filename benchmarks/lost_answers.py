@@ -3,9 +3,8 @@
     python -m benchmarks.lost_answers runs/knowledge/e19-fact-wh2/test-s42 runs/knowledge/e25-keywords/test-s7
 
 For each benchmarks/knowledge.py run folder (with ``eval/results.json``): the control questions that the
-base model answered right and the updated model wrong. For each lost
-answer it lists the replay rows whose answer shares a run of ``--ngram`` normalised words with it
-(evaluation.scoring.tokens), and whether ``--checks`` would drop that row (replay/build.py: its answer
+base model answered right and the updated model wrong. For each lost answer it lists the replay rows
+whose answer shares a run of ``--ngram`` normalised words with it (evaluation.scoring.tokens), and whether ``--checks`` would drop that row (replay/build.py: its answer
 contains none of the accepted answers). The last line counts the lost answers, those that share a run with
 any replay answer, and those that share one with a replay answer the checks drop; for comparison, the same
 count over the updated model's other control answers.
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             grams = ngrams(answer, args.ngram)
             shared = sorted(((len(grams & g), r) for r, g in replay if grams & g), key=lambda x: -x[0])
             wrong = [r for _, r in shared if r["id"] in dropped_ids]
-            if not lost:
+            if not lost:  # the comparison count only
                 n_other += 1
                 n_other_wrong += bool(wrong)
                 continue
