@@ -38,7 +38,7 @@ from finetuning.trainer import (  # noqa: E402
 )
 from utils.io_utils import DataFileError  # noqa: E402
 from utils.logging_utils import setup_logging  # noqa: E402
-from utils.recipe import RecipeError, repo_path  # noqa: E402
+from utils.recipe import RecipeError, optional_file  # noqa: E402
 
 logger = logging.getLogger("finetune")
 EXIT_WRITE_ERROR, EXIT_USER_ERROR, EXIT_PROJECTED_OVERRUN = 1, 2, 3
@@ -146,18 +146,15 @@ def _die_with_parent() -> None:
 
 def mix_in_replay(data_args, model_name_or_path: str) -> str:
     """``--data_path`` plus the replay file when ``--replay_prompts`` names one (made once, then cached)."""
-    if data_args.replay_prompts.strip().lower() in ("none", ""):
+    try:
+        prompts = optional_file(data_args.replay_prompts, "--replay_prompts")
+        checks = optional_file(data_args.replay_checks, "--replay_checks")
+    except FileNotFoundError as exc:
+        raise DataFileError(str(exc)) from None
+    if prompts is None:
         return data_args.data_path
-    prompts = repo_path(data_args.replay_prompts)
-    if not prompts.is_file():
-        raise DataFileError(f"--replay_prompts {data_args.replay_prompts}: no such file ('none' trains without replay rows)")
     from replay.build import ensure_replay
 
-    checks = None
-    if data_args.replay_checks.strip().lower() not in ("none", ""):
-        checks = repo_path(data_args.replay_checks)
-        if not checks.is_file():
-            raise DataFileError(f"--replay_checks {data_args.replay_checks}: no such file ('none' checks no replay answer)")
     replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens,
                            checks_path=checks)
     if not replay.stat().st_size:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from replay.build import BUNDLED, build_replay, bundle_replay, ensure_replay
 from utils.logging_utils import setup_logging
-from utils.recipe import RecipeError, recipe_section, repo_path, split_recipe_flag
+from utils.recipe import RecipeError, optional_file, recipe_section, split_recipe_flag
 
 logger = logging.getLogger("replay")
 
@@ -56,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.set_defaults(max_new_tokens=section["replay_max_new_tokens"])
     (args,) = parser.parse_args_into_dataclasses(args=rest)
     setup_logging()
-    prompts = repo_path(args.prompts)
-    if not prompts.is_file():
-        logger.error("prompts file %s not found", args.prompts)
+    try:
+        prompts = optional_file(args.prompts, "--prompts")
+        checks = optional_file(args.checks, "--checks")
+    except FileNotFoundError as exc:
+        logger.error("%s", exc)
+        return 2
+    if prompts is None:
+        logger.error("--prompts none: there is nothing to answer")
         return 2
     if args.bundle:
         if args.model_name_or_path != "default" or args.output:
@@ -69,10 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         path = build_replay(args.model_name_or_path, prompts, Path(args.output), max_new_tokens=args.max_new_tokens,
                             batch_size=args.batch_size)
     else:
-        checks = None if args.checks.strip().lower() in ("none", "") else repo_path(args.checks)
-        if checks is not None and not checks.is_file():
-            logger.error("checks file %s not found", args.checks)
-            return 2
         path = ensure_replay(args.model_name_or_path, prompts, max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, checks_path=checks)
     print(path)

@@ -32,6 +32,17 @@ def repo_path(path: str | Path) -> Path:
     return p
 
 
+def optional_file(value: str, flag: str) -> Path | None:
+    """The file a "none"-or-path option names (``repo_path``), ``None`` for ``none`` or empty.
+    Raises ``FileNotFoundError`` naming ``flag`` when the path is not a file."""
+    if value.strip().lower() in ("none", ""):
+        return None
+    path = repo_path(value)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag} {value}: no such file ('none' turns it off)")
+    return path
+
+
 def split_recipe_flag(argv: list[str]) -> tuple[str | None, list[str]]:
     """``(recipe path or None, argv without --recipe)``; ``--recipe none`` gives ``None``, no flag the default."""
     rest, recipe, i = [], DEFAULT_RECIPE, 0

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,18 @@ def test_atomic_write_uses_normal_file_permissions(tmp_path):
     plain = tmp_path / "plain"
     plain.write_text("")
     assert stat.S_IMODE(os.stat(tmp_path / "o.json").st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
+
+
+def test_optional_file_is_none_for_none_a_path_for_a_file_and_names_the_flag_otherwise(tmp_path):
+    from utils.recipe import REPO_ROOT, optional_file
+
+    assert optional_file("none", "--x") is None and optional_file(" None ", "--x") is None
+    assert optional_file("", "--x") is None
+    present = tmp_path / "p.txt"
+    present.write_text("a\n")
+    assert optional_file(str(present), "--x") == present
+    # a shipped file resolves against the repository from any folder
+    assert optional_file("examples/replay_checks.jsonl", "--x") in (
+        REPO_ROOT / "examples/replay_checks.jsonl", Path("examples/replay_checks.jsonl"))
+    with pytest.raises(FileNotFoundError, match=r"--replay_checks .*gone\.jsonl: no such file"):
+        optional_file(str(tmp_path / "gone.jsonl"), "--replay_checks")
