@@ -13,7 +13,7 @@ from pathlib import Path
 
 from replay.build import BUNDLED, build_replay, bundle_replay, ensure_replay
 from utils.logging_utils import setup_logging
-from utils.recipe import RecipeError, optional_file, recipe_section, split_recipe_flag
+from utils.recipe import RecipeError, is_none, optional_file, recipe_section, split_recipe_flag
 
 logger = logging.getLogger("replay")
 
@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if str(section.get("replay_prompts", "none")).lower() not in ("none", ""):
+    if not is_none(section.get("replay_prompts", "none")):
         parser.set_defaults(prompts=section["replay_prompts"])
-    if str(section.get("replay_checks", "none")).lower() not in ("none", ""):
+    if not is_none(section.get("replay_checks", "none")):
         parser.set_defaults(checks=section["replay_checks"])
     if "replay_max_new_tokens" in section:
         parser.set_defaults(max_new_tokens=section["replay_max_new_tokens"])

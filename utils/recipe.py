@@ -32,10 +32,15 @@ def repo_path(path: str | Path) -> Path:
     return p
 
 
+def is_none(value) -> bool:
+    """Whether a "none"-or-path option (or recipe value) is off: ``none`` in any case, or empty."""
+    return str(value).strip().lower() in ("none", "")
+
+
 def optional_file(value: str, flag: str) -> Path | None:
     """The file a "none"-or-path option names (``repo_path``), ``None`` for ``none`` or empty.
     Raises ``FileNotFoundError`` naming ``flag`` when the path is not a file."""
-    if value.strip().lower() in ("none", ""):
+    if is_none(value):
         return None
     path = repo_path(value)
     if not path.is_file():
