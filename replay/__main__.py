@@ -33,6 +33,10 @@ class ReplayArguments:
         "help": "JSONL of {question, answers}: rows whose answer contains none of their prompt's answers are left "
                 "out (a second, checked file in the cache; --output and --bundle write every answer); the recipe's replay_checks unless given."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    cpu_workers: str = field(default="auto", metadata={
+        "help": "On a CPU: worker processes of 1 thread each that generate the answers ('auto' = one per core; "
+                "'1' = in this process with torch's own threads). Separate processes keep working when another "
+                "job holds a core."})
     bundle: bool = field(default=False, metadata={
         "help": f"Regenerate the default model's answers shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
                 "(after editing the prompts file or the length cap); other models are never bundled."})
@@ -69,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.model_name_or_path != "default" or args.output:
             logger.error("--bundle makes the default model's shipped answers; it takes neither a model nor --output")
             return 2
-        path = bundle_replay(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        path = bundle_replay(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                             workers=args.cpu_workers)
     elif args.output:
         path = build_replay(args.model_name_or_path, prompts, Path(args.output), max_new_tokens=args.max_new_tokens,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, workers=args.cpu_workers)
     else:
         path = ensure_replay(args.model_name_or_path, prompts, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.batch_size, checks_path=checks)
+                             batch_size=args.batch_size, checks_path=checks, workers=args.cpu_workers)
     print(path)
     return 0
 

@@ -126,8 +126,11 @@ def bundled_key(model_name_or_path: str | None, prompts: list[str], max_new_toke
 
 
 def build_replay(model_name_or_path: str, prompts_path: str | Path, output: str | Path, *,
-                 max_new_tokens: int = 128, batch_size: int = 16, backend=None) -> Path:
-    """Generate (greedy) and write the replay JSONL atomically; nothing to do if ``output`` is current."""
+                 max_new_tokens: int = 128, batch_size: int = 16, backend=None, workers: int | str = "auto") -> Path:
+    """Generate (greedy) and write the replay JSONL atomically; nothing to do if ``output`` is current.
+
+    ``workers``: the hf backend's CPU layout (``auto`` = one single-threaded worker process per core, which
+    keeps its speed beside a busy core; ``1`` = this process with torch's threads)."""
     output = Path(output)
     prompts = read_prompts(prompts_path)
     key = replay_key(model_name_or_path, prompts, max_new_tokens)
@@ -137,7 +140,8 @@ def build_replay(model_name_or_path: str, prompts_path: str | Path, output: str 
     from data_processor.backends.base import SamplingConfig
     from data_processor.backends.hf import HFBackend
 
-    backend = backend or HFBackend(model_name_or_path, batch_size=batch_size, progress_desc="replay answers")
+    backend = backend or HFBackend(model_name_or_path, batch_size=batch_size, progress_desc="replay answers",
+                                    workers=workers)
     # Greedy: the replay should be the model's single most likely behaviour, not a sample of it.
     answers = backend.generate([[{"role": "user", "content": p}] for p in prompts],
                                SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens))
@@ -154,7 +158,7 @@ def cache_dir() -> Path:
 
 
 def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_tokens: int = 128,
-                  batch_size: int = 16, checks_path: str | Path | None = None) -> Path:
+                  batch_size: int = 16, checks_path: str | Path | None = None, workers: int | str = "auto") -> Path:
     """The replay file for this model and these prompts, made once and shared by every run that needs it.
 
     Its name is a fingerprint of the model's weights, the prompts and the length cap. A file lock makes
@@ -162,7 +166,8 @@ def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_
     With ``checks_path``, the rows that fail their check are left out of a second file made from the first
     (``replay-<fingerprint>-checked-<hash of the rows and the checks>.jsonl``), so the answers are generated once for both.
     """
-    rows_path = _ensure_answers(model_name_or_path, prompts_path, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    rows_path = _ensure_answers(model_name_or_path, prompts_path, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                workers=workers)
     if checks_path is None:
         return rows_path
     checks = read_checks(checks_path)
@@ -180,7 +185,8 @@ def ensure_replay(model_name_or_path: str, prompts_path: str | Path, *, max_new_
     return out
 
 
-def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_new_tokens: int, batch_size: int) -> Path:
+def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_new_tokens: int, batch_size: int,
+                    workers: int | str = "auto") -> Path:
     """:func:`ensure_replay` without checks: every answer, from the cache, the bundle or generated."""
     prompts = read_prompts(prompts_path)
     key = replay_key(model_name_or_path, prompts, max_new_tokens)
@@ -199,15 +205,16 @@ def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_ne
             logger.info("replay rows: the default model's answers shipped in %s (regenerate with "
                         "python -m replay --bundle True)", BUNDLED)
             return out
-        return build_replay(model_name_or_path, prompts_path, out, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return build_replay(model_name_or_path, prompts_path, out, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            workers=workers)
 
 
 def bundle_replay(prompts_path: str | Path, *, max_new_tokens: int, batch_size: int = 16,
-                  output: str | Path = BUNDLED, backend=None) -> Path:
+                  output: str | Path = BUNDLED, backend=None, workers: int | str = "auto") -> Path:
     """Generate the default model's replay rows into ``output`` (the file the repository ships) and stamp
     it with :func:`bundled_key`, so :func:`ensure_replay` uses it on any machine."""
     output = Path(output)
     build_replay(DEFAULT_MODEL_ALIAS, prompts_path, output, max_new_tokens=max_new_tokens,
-                 batch_size=batch_size, backend=backend)
+                 batch_size=batch_size, backend=backend, workers=workers)
     mark_current(output, bundled_key(DEFAULT_MODEL_ALIAS, read_prompts(prompts_path), max_new_tokens))
     return output

@@ -282,3 +282,25 @@ def test_shipped_checks_name_only_shipped_prompts():
     checks = read_checks(REPO_ROOT / "examples" / "replay_checks.jsonl")
     prompts = set(read_prompts(REPO_ROOT / "examples" / "replay_prompts.txt"))
     assert len(checks) > 200 and set(checks) <= prompts
+
+
+def test_python_m_replay_cpu_workers_reaches_the_hf_backend(tmp_path, monkeypatch):
+    """--cpu_workers picks the generation layout (one process with torch's threads, or 1-thread worker
+    processes); a layout that never reached the backend would silently fall back to the default."""
+    import replay.__main__ as cli
+    from data_processor.backends import hf
+
+    made = []
+
+    class Recorder(EchoBackend):
+        def __init__(self, model_name_or_path, **kwargs):
+            super().__init__()
+            made.append(kwargs)
+
+    monkeypatch.setattr(hf, "HFBackend", Recorder)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("A?\n")
+    for flag, expected in (([], "auto"), (["--cpu_workers", "1"], "1")):
+        out = tmp_path / f"r{len(made)}.jsonl"
+        assert cli.main(["--recipe", "none", "--prompts", str(prompts), "--output", str(out), *flag]) == 0
+        assert made[-1]["workers"] == expected and out.exists()
