@@ -44,14 +44,16 @@ import json
 import logging
 import os
 import shutil
+import signal
 import statistics
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from data_processor.backends.base import BackendStats, LLMBackend, SamplingConfig
+from data_processor.backends.base import BackendError, BackendStats, LLMBackend, SamplingConfig
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
 from utils.tables import format_table
@@ -120,6 +122,8 @@ class BenchCollectArguments:
     quick: bool = field(default=False, metadata={
         "help": f"2 documents, {' '.join(QUICK_COLLECT_ARGS)}, 8 replay prompts and 8 questions."})
     output_dir: str = field(default="output/bench_collect", metadata={"help": "results.json, the corpus, one folder per run."})
+    report: str | None = field(default=None, metadata={
+        "help": "Print the tables and ratios of an earlier run's results.json (one that was stopped, too) and exit."})
     # Not a flag: the collector flags that followed a bare "--" (python -m data_processor --help lists them).
     collect_args: list[str] = field(default_factory=list, init=False)
 
@@ -193,13 +197,16 @@ class BenchBackend(LLMBackend):
         deadline: a ``time.monotonic()`` after which the next generate() call raises :class:`BudgetExceeded`.
         keep_prompts: keep each stage's first ``keep_prompts`` prompts (and its sampling) in ``kept``
             (repair rounds excluded), for the bare-model reference.
+        per_batch: send the prompts one batch (``batch_size``, else the wrapped backend's) per ``generate``
+            call, so a deadline can stop a budgeted hf job between batches (a one-process ``model.generate``
+            backend decodes batch by batch anyway; the prompts are then sorted by length within a batch only).
     ``calls`` logs one entry per call: stage label, prompts, seconds, completion tokens.
     """
 
     def __init__(self, inner: LLMBackend, *, sequential: bool, batch_size: int | None = None,
-                 deadline: float | None = None, keep_prompts: int = 0):
+                 deadline: float | None = None, keep_prompts: int = 0, per_batch: bool = False):
         super().__init__()
-        self.inner, self.sequential = inner, sequential
+        self.inner, self.sequential, self.per_batch = inner, sequential, per_batch
         self.model_id = inner.model_id
         self.batch_size, self.deadline, self.keep_prompts = batch_size, deadline, keep_prompts
         self.generate_calls = 0
@@ -221,6 +228,23 @@ class BenchBackend(LLMBackend):
             if self.batch_size is not None and old is not None:
                 self.inner.batch_size = old
 
+    @contextmanager
+    def _inner_time_limit(self):
+        """With a deadline, an api backend's requests end at it and are not retried: a server that nearly
+        stalls (llama-server's threads beside a busy core) cannot hold a budgeted job for timeout x retries."""
+        inner = self.inner
+        if self.deadline is None or not hasattr(inner, "max_retries") or not hasattr(inner, "client"):
+            yield
+            return
+        inner.load()
+        old_client, old_retries = inner.client, inner.max_retries
+        inner.client = old_client.with_options(timeout=max(1.0, self.deadline - time.monotonic()))
+        inner.max_retries = 0
+        try:
+            yield
+        finally:
+            inner.client, inner.max_retries = old_client, old_retries
+
     def generate(self, chats, sampling, *, on_result=None, desc="generate"):
         self._check_deadline()
         if self.keep_prompts and "-repair" not in desc and desc not in self.kept:
@@ -237,14 +261,27 @@ class BenchBackend(LLMBackend):
                         self.generate_calls += 1
                         if on_result is not None:
                             on_result(i, out[-1])
+                elif self.per_batch:
+                    step = max(1, int(self.batch_size or getattr(self.inner, "batch_size", None) or len(chats) or 1))
+                    for k in range(0, len(chats), step):
+                        if k:
+                            self._check_deadline()
+                        part_result = None if on_result is None else (lambda i, t, k=k: on_result(k + i, t))
+                        out.extend(self.inner.generate(chats[k: k + step], sampling, on_result=part_result, desc=desc))
+                        self.generate_calls += 1
                 else:
-                    out = self.inner.generate(chats, sampling, on_result=on_result, desc=desc)
+                    with self._inner_time_limit():
+                        out = self.inner.generate(chats, sampling, on_result=on_result, desc=desc)
                     self.generate_calls += 1
+        except BackendError as exc:
+            if self.deadline is not None and time.monotonic() >= self.deadline:  # a request cut at the deadline
+                raise BudgetExceeded("time budget spent during a call") from exc
+            raise
         finally:  # a call cut short by the budget still counts what it did
             after = self.inner.stats
             for name in ("calls", "prompt_tokens", "completion_tokens", "seconds"):
                 setattr(self.stats, name, getattr(self.stats, name) + getattr(after, name) - getattr(before, name))
-            self.calls.append({"desc": desc, "prompts": len(out) if self.sequential else len(chats),
+            self.calls.append({"desc": desc, "prompts": len(out) if self.sequential or self.per_batch else len(chats),
                                "seconds": round(time.perf_counter() - t0, 3),
                                "completion_tokens": after.completion_tokens - before.completion_tokens,
                                "max_new_tokens": sampling.max_new_tokens})
@@ -621,6 +658,8 @@ def _warm_up(backend, workers: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return reprint(Path(args.report))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     try:
@@ -683,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
     report["background_load"] = {"cpu": load.cpu}
     kept: dict = {}
     interrupted = False
+    # SIGTERM (kill, a job scheduler) stops like Ctrl+C: the servers and workers are stopped, the report printed.
+    on_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:  # from here on, whatever happens, the server, the workers and the busy loop are stopped
         if binary is not None:
             threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
@@ -758,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
         hf_generate.close()
         hf_1proc.close()
         torch.set_num_threads(torch_threads)
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
     report["load_after"] = load_average()
     report["summary"] = summary = summarise(report["runs"])
     report["status"] = "interrupted" if interrupted else "complete"
@@ -766,15 +809,32 @@ def main(argv: list[str] | None = None) -> int:
     return 130 if interrupted else 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def reprint(results_path: Path) -> int:
+    """The report of a results.json written by an earlier run, finished or not."""
+    try:
+        report = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {results_path}: {exc}", file=sys.stderr)
+        return 2
+    print_report(report, summarise(report.get("runs", [])), results_path)
+    return 0
+
+
 def _run_job(job, args, hf, api, kept, deadline, out_dir, counter, full_batch, batch, replay_file, questions) -> dict:
     """Run one job; a failure is recorded (``status`` ``failed: ...``) and the benchmark goes on. ``hf``: the
     (default, worker layout with model.generate, one process with model.generate) hf backends."""
     hf_default, hf_generate, hf_1proc = hf
+    # Budgeted hf jobs go batch by batch, idle and loaded alike, so the budget can stop them between batches.
+    per_batch = job in budget_jobs(args) and job not in ("sequential", "llama_server")
     try:
         if KIND[job] == "collection":
             inner = {"sequential": hf_1proc, "collector": hf_default, "collector_generate": hf_generate,
                      "collector_1proc": hf_1proc, "llama_server": api}[job]
-            backend = BenchBackend(inner, sequential=(job == "sequential"), deadline=deadline,
+            backend = BenchBackend(inner, sequential=(job == "sequential"), deadline=deadline, per_batch=per_batch,
                                    keep_prompts=full_batch if job == "collector" and not kept else 0)
             res = run_collection_job(job, backend, out_dir / "docs", out_dir / "runs" / job, args.collect_args,
                                      counter, full_batch if job == "collector" else None)
@@ -785,12 +845,15 @@ def _run_job(job, args, hf, api, kept, deadline, out_dir, counter, full_batch, b
             if not kept:
                 return {"kind": "reference", "status": "skipped: no (b) prompts recorded"}
             inner = hf_generate if job == "model_workers" else hf_1proc
-            return run_reference_job(BenchBackend(inner, sequential=False, batch_size=batch, deadline=deadline), kept)
+            return run_reference_job(BenchBackend(inner, sequential=False, batch_size=batch, deadline=deadline,
+                                                  per_batch=per_batch), kept)
         inner = hf_default if job.endswith("_default") else hf_1proc
         if KIND[job] == "replay":
-            return run_replay_job(BenchBackend(inner, sequential=False, batch_size=REPLAY_BATCH, deadline=deadline),
+            return run_replay_job(BenchBackend(inner, sequential=False, batch_size=REPLAY_BATCH, deadline=deadline,
+                                               per_batch=per_batch),
                                   args.model_name_or_path, replay_file, out_dir / "runs" / job, args.replay_new_tokens)
-        return run_eval_job(BenchBackend(inner, sequential=False, batch_size=EVAL_BATCH, deadline=deadline),
+        return run_eval_job(BenchBackend(inner, sequential=False, batch_size=EVAL_BATCH, deadline=deadline,
+                                         per_batch=per_batch),
                             questions, args.eval_new_tokens)
     except KeyboardInterrupt:
         raise
@@ -820,7 +883,8 @@ def print_report(report: dict, summary: dict, results_path: Path) -> None:
     if b:
         print("\n(b) per stage, idle, round 0, against the bare model on the same stage's prompts (worker layout):")
         print(breakdown_table(b, idx.get((0, "idle", "model_workers"))))
-    print(f"\nload average before/after: {report['load_before']} / {report['load_after']}; results -> {results_path}")
+    print(f"\nload average before/after: {report['load_before']} / {report.get('load_after', '?')}; "
+          f"results -> {results_path}")
     print("\nRatios (formed within each round, then averaged):")
     print(ratio_table(summary))
     for note in miss_notes(report, summary):

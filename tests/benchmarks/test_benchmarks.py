@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import background_load, bench_collect, bench_finetune, bench_generate, bench_llama_build, collect_corpus
-from data_processor.backends.base import LLMBackend, SamplingConfig
+from data_processor.backends.base import BackendError, LLMBackend, SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,6 +167,95 @@ def test_bench_backend_budget_stops_before_the_next_call_and_keeps_what_it_did()
     with pytest.raises(bench_collect.BudgetExceeded):
         wrapped.generate(_chats(2), SamplingConfig(), desc="facts")
     assert wrapped.stats.completion_tokens == 6 and inner.generate_lists == [1, 1]
+
+
+class _StalledServer(_Echo):
+    """An api-like backend (client, timeout, retries): 'stalled' requests time out after the client's
+    timeout, 'broken' ones fail at once, others answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.client, self.max_retries, self.during = _Client(600.0), 6, []
+
+    def load(self):
+        pass
+
+    def generate(self, chats, sampling, *, on_result=None, desc="generate"):
+        from data_processor.backends.base import BackendError
+
+        self.during.append((self.client.timeout, self.max_retries))
+        if desc == "stalled":
+            time.sleep(min(self.client.timeout, 5))
+            raise BackendError("stage 'facts', item 0: gave up after 1 attempts (APITimeoutError)")
+        if desc == "broken":
+            raise BackendError("stage 'facts', item 0: HTTP 400")
+        return super().generate(chats, sampling, on_result=on_result, desc=desc)
+
+
+class _Client:
+    def __init__(self, timeout):
+        self.timeout = timeout
+
+    def with_options(self, timeout):
+        return _Client(timeout)
+
+
+def test_bench_backend_budget_cuts_an_api_call_at_the_deadline_without_retries():
+    """A near-stalled llama-server beside a busy core must not hold a budgeted job for timeout x retries."""
+    inner = _StalledServer()
+    wrapped = bench_collect.BenchBackend(inner, sequential=False, deadline=time.monotonic() + 3600)
+    assert wrapped.generate(_chats(2), SamplingConfig(), desc="theme") == ["q0", "q1"]
+    timeout, retries = inner.during[0]
+    assert 3500 < timeout <= 3600 and retries == 0  # the requests end at the deadline, none retried
+    assert (inner.client.timeout, inner.max_retries) == (600.0, 6)  # restored after the call
+    with pytest.raises(BackendError):  # a real failure before the deadline stays one
+        wrapped.generate(_chats(1), SamplingConfig(), desc="broken")
+    wrapped.deadline = time.monotonic() + 0.5  # the budget runs out during the next call
+    t0 = time.monotonic()
+    with pytest.raises(bench_collect.BudgetExceeded):
+        wrapped.generate(_chats(2), SamplingConfig(), desc="stalled")
+    assert time.monotonic() - t0 < 4  # cut near the deadline (1 s at the least), not after 600 s x 7
+    assert (inner.client.timeout, inner.max_retries) == (600.0, 6)
+    unbudgeted = bench_collect.BenchBackend(_StalledServer(), sequential=False)
+    unbudgeted.generate(_chats(1), SamplingConfig())
+    assert unbudgeted.inner.during == [(600.0, 6)]  # no deadline: the backend's own timeout and retries
+
+
+def test_bench_collect_report_reprints_a_stopped_run(tmp_path, capsys):
+    runs = [{"round": 0, "condition": "idle", "job": j, "kind": "collection", "status": "complete", "seconds": s,
+             "gen_tok_s": t, "qa_rows": 100, "qa_per_min": q, "completion_tokens": 1000, "prompts": 10, "per_stage": {}}
+            for j, s, t, q in (("sequential", 100.0, 10.0, 60.0), ("collector", 20.0, 50.0, 300.0))]
+    report = {"corpus": [{"words": 300}], "machine": {"torch_threads": 2}, "collector_flags": [],
+              "conditions": ["idle", "loaded"], "load_before": [0.5, 0.5, 0.5], "background_load": {"cpu": 1},
+              "runs": runs}  # no load_after, no summary: the run was killed
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(report))
+    assert bench_collect.main(["--report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"collection \(b\)/\(a\) QA rows/min, idle\s+5\.00\s+>= 4\s+PASS", out)
+    assert bench_collect.main(["--report", str(tmp_path / "missing.json")]) == 2
+
+
+def test_bench_backend_per_batch_lets_the_budget_stop_a_one_call_job_between_batches():
+    inner = _Echo()
+    seen = []
+    wrapped = bench_collect.BenchBackend(inner, sequential=False, batch_size=3, per_batch=True,
+                                         deadline=time.monotonic() + 3600)
+    out = wrapped.generate(_chats(7), SamplingConfig(), on_result=lambda i, t: seen.append((i, t)), desc="eval")
+    assert out == [f"q{i}" for i in range(7)] and seen == list(enumerate(out))  # indices over the whole list
+    assert inner.generate_lists == [3, 3, 1] and wrapped.generate_calls == 3
+
+    class Slow(_Echo):
+        def generate(self, chats, sampling, **kw):
+            wrapped.deadline = time.monotonic() - 1  # the budget runs out during the first batch
+            return super().generate(chats, sampling, **kw)
+
+    wrapped = bench_collect.BenchBackend(Slow(), sequential=False, batch_size=3, per_batch=True,
+                                         deadline=time.monotonic() + 3600)
+    with pytest.raises(bench_collect.BudgetExceeded):
+        wrapped.generate(_chats(7), SamplingConfig(), desc="replay")
+    assert wrapped.inner.generate_lists == [3] and wrapped.stats.completion_tokens == 9
+    assert wrapped.calls[-1]["prompts"] == 3  # what it did before the budget stopped it
 
 
 def test_bench_backend_keeps_each_stages_first_prompts_but_not_repairs():
