@@ -394,25 +394,31 @@ def run_replay_job(backend: BenchBackend, model: str, prompts_file: Path, run_di
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    t0 = time.perf_counter()
-    out = build_replay(model, prompts_file, run_dir / "replay.jsonl", max_new_tokens=new_tokens,
-                       batch_size=REPLAY_BATCH, backend=backend)
+    t0, status, rows = time.perf_counter(), "complete", None
+    try:
+        out = build_replay(model, prompts_file, run_dir / "replay.jsonl", max_new_tokens=new_tokens,
+                           batch_size=REPLAY_BATCH, backend=backend)
+        rows = len(Path(out).read_text(encoding="utf-8").splitlines())
+    except BudgetExceeded:
+        status = "budget"  # tok/s of the batches done
     seconds = time.perf_counter() - t0
     tokens = backend.stats.completion_tokens
-    return {"kind": "replay", "status": "complete", "seconds": round(seconds, 2), "completion_tokens": tokens,
-            "prompts": backend.stats.calls, "rows": len(Path(out).read_text(encoding="utf-8").splitlines()),
-            "gen_tok_s": tokens / seconds if seconds > 0 else None}
+    return {"kind": "replay", "status": status, "seconds": round(seconds, 2), "completion_tokens": tokens,
+            "prompts": backend.stats.calls, "rows": rows, "gen_tok_s": tokens / seconds if seconds > 0 else None}
 
 
 def run_eval_job(backend: BenchBackend, questions: list[str], new_tokens: int) -> dict:
     """Greedy replies to ``questions``, one user turn each, as evaluate.py asks them."""
     chats = [[{"role": "user", "content": q}] for q in questions]
-    t0 = time.perf_counter()
-    backend.generate(chats, SamplingConfig(temperature=0.0, max_new_tokens=new_tokens), desc="evaluation")
+    t0, status = time.perf_counter(), "complete"
+    try:
+        backend.generate(chats, SamplingConfig(temperature=0.0, max_new_tokens=new_tokens), desc="evaluation")
+    except BudgetExceeded:
+        status = "budget"  # tok/s of the batches done
     seconds = time.perf_counter() - t0
     tokens = backend.stats.completion_tokens
-    return {"kind": "eval", "status": "complete", "seconds": round(seconds, 2), "completion_tokens": tokens,
-            "prompts": len(chats), "gen_tok_s": tokens / seconds if seconds > 0 else None}
+    return {"kind": "eval", "status": status, "seconds": round(seconds, 2), "completion_tokens": tokens,
+            "prompts": backend.stats.calls, "gen_tok_s": tokens / seconds if seconds > 0 else None}
 
 
 # -- ratios and targets -------------------------------------------------------------------------------------

@@ -730,3 +730,21 @@ def test_bench_generate_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
     assert sum(r["completion_tokens"] for r in report["runs"]) > 0 and all(r["tok_s"] >= 0 for r in report["runs"])
     assert report["auto_picks"] in ("float32", "bfloat16")
     assert "dtype=auto picks" in capsys.readouterr().out
+
+
+def test_replay_and_eval_jobs_report_the_batches_done_when_the_budget_stops_them(tmp_path):
+    class Expiring(_Echo):
+        def generate(self, chats, sampling, **kw):
+            wrapped.deadline = time.monotonic() - 1  # the budget runs out during the first batch
+            return super().generate(chats, sampling, **kw)
+
+    wrapped = bench_collect.BenchBackend(Expiring(), sequential=False, batch_size=3, per_batch=True,
+                                         deadline=time.monotonic() + 3600)
+    res = bench_collect.run_eval_job(wrapped, [f"q{i}?" for i in range(7)], 8)
+    assert res["status"] == "budget" and res["prompts"] == 3 and res["completion_tokens"] == 9 and res["gen_tok_s"] > 0
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"prompt {i}?\n" for i in range(40)))
+    wrapped = bench_collect.BenchBackend(Expiring(), sequential=False, batch_size=bench_collect.REPLAY_BATCH, per_batch=True,
+                                         deadline=time.monotonic() + 3600)
+    res = bench_collect.run_replay_job(wrapped, "m", prompts, tmp_path / "run", 16)
+    assert res["status"] == "budget" and res["prompts"] == bench_collect.REPLAY_BATCH and res["rows"] is None
