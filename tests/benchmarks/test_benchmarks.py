@@ -236,6 +236,24 @@ def test_bench_collect_report_reprints_a_stopped_run(tmp_path, capsys):
     assert bench_collect.main(["--report", str(tmp_path / "missing.json")]) == 2
 
 
+class _Expiring(_Echo):
+    """Its first generate() call spends the budget of ``bench``, the BenchBackend wrapping it."""
+
+    bench = None
+
+    def generate(self, chats, sampling, **kw):
+        self.bench.deadline = time.monotonic() - 1
+        return super().generate(chats, sampling, **kw)
+
+
+def _expiring_bench(batch_size: int) -> bench_collect.BenchBackend:
+    """A budgeted per-batch BenchBackend whose budget runs out during its first batch."""
+    inner = _Expiring()
+    inner.bench = bench_collect.BenchBackend(inner, sequential=False, batch_size=batch_size, per_batch=True,
+                                             deadline=time.monotonic() + 3600)
+    return inner.bench
+
+
 def test_bench_backend_per_batch_lets_the_budget_stop_a_one_call_job_between_batches():
     inner = _Echo()
     seen = []
@@ -245,13 +263,7 @@ def test_bench_backend_per_batch_lets_the_budget_stop_a_one_call_job_between_bat
     assert out == [f"q{i}" for i in range(7)] and seen == list(enumerate(out))  # indices over the whole list
     assert inner.generate_lists == [3, 3, 1] and wrapped.generate_calls == 3
 
-    class Slow(_Echo):
-        def generate(self, chats, sampling, **kw):
-            wrapped.deadline = time.monotonic() - 1  # the budget runs out during the first batch
-            return super().generate(chats, sampling, **kw)
-
-    wrapped = bench_collect.BenchBackend(Slow(), sequential=False, batch_size=3, per_batch=True,
-                                         deadline=time.monotonic() + 3600)
+    wrapped = _expiring_bench(3)
     with pytest.raises(bench_collect.BudgetExceeded):
         wrapped.generate(_chats(7), SamplingConfig(), desc="replay")
     assert wrapped.inner.generate_lists == [3] and wrapped.stats.completion_tokens == 9
@@ -733,18 +745,9 @@ def test_bench_generate_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
 
 
 def test_replay_and_eval_jobs_report_the_batches_done_when_the_budget_stops_them(tmp_path):
-    class Expiring(_Echo):
-        def generate(self, chats, sampling, **kw):
-            wrapped.deadline = time.monotonic() - 1  # the budget runs out during the first batch
-            return super().generate(chats, sampling, **kw)
-
-    wrapped = bench_collect.BenchBackend(Expiring(), sequential=False, batch_size=3, per_batch=True,
-                                         deadline=time.monotonic() + 3600)
-    res = bench_collect.run_eval_job(wrapped, [f"q{i}?" for i in range(7)], 8)
+    res = bench_collect.run_eval_job(_expiring_bench(3), [f"q{i}?" for i in range(7)], 8)
     assert res["status"] == "budget" and res["prompts"] == 3 and res["completion_tokens"] == 9 and res["gen_tok_s"] > 0
     prompts = tmp_path / "p.txt"
     prompts.write_text("".join(f"prompt {i}?\n" for i in range(40)))
-    wrapped = bench_collect.BenchBackend(Expiring(), sequential=False, batch_size=bench_collect.REPLAY_BATCH, per_batch=True,
-                                         deadline=time.monotonic() + 3600)
-    res = bench_collect.run_replay_job(wrapped, "m", prompts, tmp_path / "run", 16)
+    res = bench_collect.run_replay_job(_expiring_bench(bench_collect.REPLAY_BATCH), "m", prompts, tmp_path / "run", 16)
     assert res["status"] == "budget" and res["prompts"] == bench_collect.REPLAY_BATCH and res["rows"] is None
