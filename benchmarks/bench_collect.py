@@ -253,16 +253,9 @@ class BenchBackend(LLMBackend):
         t0, out = time.perf_counter(), []
         try:
             with self._inner_batch_size():
-                if self.sequential:
-                    for i, chat in enumerate(chats):
-                        if i:
-                            self._check_deadline()
-                        out.append(self.inner.generate([chat], sampling, desc=desc)[0])
-                        self.generate_calls += 1
-                        if on_result is not None:
-                            on_result(i, out[-1])
-                elif self.per_batch:
-                    step = max(1, int(self.batch_size or getattr(self.inner, "batch_size", None) or len(chats) or 1))
+                if self.sequential or self.per_batch:  # one prompt, or one batch, per call
+                    step = 1 if self.sequential else (self.batch_size or getattr(self.inner, "batch_size", None)
+                                                      or len(chats) or 1)
                     for k in range(0, len(chats), step):
                         if k:
                             self._check_deadline()
