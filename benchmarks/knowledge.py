@@ -49,6 +49,10 @@ from utils.tables import format_table
 CORPORA = {
     "dev": ("examples/docs", "examples/eval_qa.jsonl", "examples/control_qa.jsonl"),
     "test": ("examples/test_corpus/docs", "examples/test_corpus/eval_qa.jsonl", "examples/test_corpus/control_qa.jsonl"),
+    # a second frozen test set (examples/test_corpus_v2/README.md): report once per adopted recipe, never tune;
+    # it has no control set of its own and measures forgetting on test's
+    "test2": ("examples/test_corpus_v2/docs", "examples/test_corpus_v2/eval_qa.jsonl",
+              "examples/test_corpus/control_qa.jsonl"),
 }
 #: more dev questions, scored beside the dev corpus's own (see the module docstring)
 EXTRA_QA = {"dev": "benchmarks/knowledge/dev_extra_qa.jsonl"}
