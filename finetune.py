@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     # Seed before the LoRA weights are drawn (the Trainer seeds only later, in its constructor): the same
     # --seed then gives the same run, and different seeds differ in initialisation as well as data order.
     set_seed(args.seed)
+    if args.process_index == 0:
+        logger.info("precision: %s (%s)", "bf16" if args.bf16 else "fp32", args.bf16_reason)
     model = load_model(model_args, lora_args, args, tokenizer)
 
     losses = LossRecorderCallback(os.path.join(args.loss_dir, f"{args.run_name}.npy"))
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     trainer.save_state()
     write_summary(trainer, result.metrics, time.perf_counter() - t0,
                   {"run_name": args.run_name, "data_path": data_args.data_path,
-                   "model_name_or_path": model_args.model_name_or_path, "bf16": bool(args.bf16),
+                   "model_name_or_path": model_args.model_name_or_path,
+                   "bf16": bool(args.bf16), "precision_reason": args.bf16_reason,
                    "truncated_rows": getattr(train_set, "num_truncated", 0),
                    "dropped_rows": getattr(train_set, "num_dropped", 0),
                    "projection": projection.projection, "adapter_scale": lora_args.adapter_scale})

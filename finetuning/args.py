@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from finetuning.precision import resolve_bf16
+from utils.logging_utils import redact_argv
 from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, split_recipe_flag
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,12 @@ class TrainingArguments(transformers.TrainingArguments):
                 "the prompt: the same loss, less work (benchmarks/bench_finetune.py, variant answer_logits)."})
     include_num_input_tokens_seen: str = field(default="non_padding", metadata={
         "help": "Count tokens for the throughput summary: non_padding | all | no."})
+    bf16: str = field(default="auto", metadata={
+        "nargs": "?", "const": "True",
+        "help": "auto | True | False. True: the base weights in bfloat16 under bf16 autocast, the LoRA weights and "
+                "optimizer in fp32 (finetuning/precision.py). auto: bf16 on a CUDA device that supports it and on a CPU "
+                "with amx_bf16 or avx512_bf16 that torch's oneDNN supports, else fp32. DeepSpeed configs' "
+                "\"bf16\": {\"enabled\": \"auto\"} follow the choice."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={
         "help": "DDP unused-parameter search; off because every LoRA weight gets a gradient."})
     key: str | None = field(default=None, metadata={
@@ -143,6 +151,10 @@ class TrainingArguments(transformers.TrainingArguments):
             Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # nothing to pin memory for without an accelerator
+        # From here on bf16 is the plain bool transformers, accelerate and DeepSpeed's "auto" read.
+        self.bf16, self.bf16_reason = resolve_bf16(self.bf16, deepspeed=bool(self.deepspeed))
+        if self.bf16 and not torch.cuda.is_available():
+            self.use_cpu = True  # transformers refuses CPU bf16 (autocast on CPU) without it
         if self.deepspeed and not torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None:
             self._configure_cpu_deepspeed()
         elif not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -200,6 +212,7 @@ def parse_args(argv: list[str] | None = None):
     recipe, rest = split_recipe_flag(argv)
     parser = build_parser(recipe)
     model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=rest)
+    sys.argv[:] = redact_argv(sys.argv)  # parsed: wandb records sys.argv in its run files, secrets hidden
     if not training_args.run_name or training_args.run_name == training_args.output_dir:
         # The loss file is named after the run: default to the data file's stem (qa_pairs_001.npy ...).
         training_args.run_name = Path(data_args.data_path.split(",")[0].strip()).stem

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finetuning.precision import parse_bf16
 from utils.recipe import REPO_ROOT, repo_path
 
 COLLECT_HINT = "Make it with: bash shells/collect_data.sh  (or pass -d FILE)"
@@ -40,7 +41,10 @@ class LaunchArguments:
         "help": "Log to wandb online; the key reaches wandb through WANDB_API_KEY and is never printed."})
     nproc: int | None = field(default=None, metadata={
         "help": "Processes per node when no GPU is visible (default: 2 on 2+ cores, 1 thread each)."})
-    bf16: bool = field(default=False, metadata={"help": "Train in bfloat16 (GPU with bf16 support, or recent CPUs)."})
+    bf16: str | None = field(default=None, metadata={
+        "nargs": "?", "const": "True",
+        "help": "auto | True | False, passed to finetune.py --bf16 (default: the recipe's, auto: bf16 on a GPU or CPU "
+                "that computes it natively, else fp32; docs/finetuning.md)."})
     recipe: str | None = field(default=None, metadata={
         "help": "Recipe YAML for finetune.py (default configs/recipes/default.yaml; 'none' = built-in defaults)."})
 
@@ -55,6 +59,10 @@ def parse(argv: list[str]) -> tuple[LaunchArguments, list[str]]:
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = HfArgumentParser(LaunchArguments, description=__doc__, prog="finetune_lora_ds.sh")
     args, unknown = parser.parse_args_into_dataclasses(args=own, return_remaining_strings=True)
+    try:
+        parse_bf16(args.bf16 if args.bf16 is not None else "auto")
+    except ValueError as exc:
+        parser.error(str(exc))
     if unknown:
         parser.error(f"unknown flag(s) {' '.join(unknown)} (finetune.py flags go after --)")
     return args, extra
@@ -123,8 +131,8 @@ def build(argv: list[str], environ: dict | None = None) -> tuple[list[str], list
         ft += ["--recipe", args.recipe]
     if args.deepspeed:
         ft += ["--deepspeed", args.deepspeed]
-    if args.bf16:
-        ft += ["--bf16", "True"]
+    if args.bf16 is not None:
+        ft += ["--bf16", args.bf16]
     ft += extra
     env.update({"HF_HUB_OFFLINE": environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"})
     if args.wandb_key:

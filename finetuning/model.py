@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def _dtype(training_args) -> torch.dtype:
-    # bf16/fp16 only when asked: CPU autocast-free fp32 is the safe default for small models.
+    # --bf16 (resolved from auto by finetuning/precision.py) loads the frozen base weights in bf16; PEFT then
+    # keeps the LoRA weights in fp32 (autocast_adapter_dtype), so the optimizer and the saved adapter are fp32.
     if training_args.bf16:
         return torch.bfloat16
     if training_args.fp16:
