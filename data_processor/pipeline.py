@@ -2,7 +2,8 @@
 
 Chunks go through the stages in waves (``--chunks_per_wave``); within a wave every stage sends all
 of its prompts to the backend at once. Each reply is cached as it arrives and each row is written
-as a whole line, so an interrupted run resumes where it stopped when given the same command.
+as a whole line, so an interrupted run resumes where it stopped when given the same command. A run
+of several waves starts with a small one and logs the projected time of the rest from it.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from .stages import step5_qa as qa
 from .stages import step6_roles as roles
 from .stages import step7_diversify as diversify
 from .stages import step8_rule_rows as rule_rows
-from .stages.step1_read import ReadError, load_documents
+from .stages.step1_read import ReadError, read_folder
 from .stages.step2_chunk import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
 from .stages.step9_write import OutputSet, eval_row, is_eval_fact, row_id, train_row
 
@@ -57,6 +58,7 @@ class RunSummary:
     status: str = "running"
     files: int = 0
     files_skipped: list = field(default_factory=list)
+    files_skipped_by_reason: dict = field(default_factory=dict)  # reason (step1_read's categories) -> files
     chunks: int = 0
     stages: dict = field(default_factory=dict)  # stage name -> {counter: count}
     qa_written: int = 0
@@ -100,10 +102,16 @@ def build_counter(cfg: CollectConfig) -> TokenCounter:
     return HFTokenCounter(AutoTokenizer.from_pretrained(resolve_model_path(name)))
 
 
+FIRST_WAVE_CHUNKS = 16  # a run of several waves starts with a wave this small: its time projects the rest
+
+
 def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
-    if size <= 0:
+    """Waves of ``size`` chunks (0: one wave). With more than one wave, the first has at most
+    :data:`FIRST_WAVE_CHUNKS`, so the projected time of the run is known after minutes, not a whole wave."""
+    if size <= 0 or len(chunks) <= size:
         return [chunks]
-    return [chunks[i : i + size] for i in range(0, len(chunks), size)]
+    first = min(size, FIRST_WAVE_CHUNKS)
+    return [chunks[:first]] + [chunks[i : i + size] for i in range(first, len(chunks), size)]
 
 
 def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
@@ -178,10 +186,12 @@ def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counte
     t0 = time.time()
     summary = RunSummary(output=str(cfg.output_path), eval_output=str(cfg.eval_path) if cfg.eval_path else None,
                          cache=str(cfg.cache_path))
-    docs, problems = load_documents(cfg.data_path, cfg.file_type, cfg.num_shards, cfg.shard_index)
+    read = read_folder(cfg.data_path, cfg.file_type, cfg.num_shards, cfg.shard_index)
+    docs, problems = read.docs, read.problems
     for msg in problems:
         logger.warning("skipped: %s", msg)
     summary.files, summary.files_skipped = len(docs), problems
+    summary.files_skipped_by_reason = read.skipped_by_reason
     summary.documents = [d.name for d in docs]
     if not docs:
         raise CollectionError(
@@ -197,7 +207,8 @@ def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counte
         raise CollectionError(str(exc)) from exc
 
     counter = counter or build_counter(cfg)
-    chunks = [c for d in docs for c in chunk_text(d.text, counter, cfg.chunk_size_by_token, cfg.chunk_overlap_tokens, d.name)]
+    chunks = [c for d in docs
+              for c in chunk_text(d.text, counter, cfg.chunk_size_by_token, cfg.chunk_overlap_tokens, d.name, d.pages)]
     summary.chunks = len(chunks)
     logger.info("%d documents -> %d chunks of <= %d tokens", len(docs), len(chunks), cfg.chunk_size_by_token)
 
@@ -215,11 +226,20 @@ def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counte
     first_chunk = {}
     for c in chunks:
         first_chunk.setdefault(c.doc_name, c)
+    waves = _waves(chunks, cfg.chunks_per_wave)
+    projected = False
     try:
-        for w, wave in enumerate(_waves(chunks, cfg.chunks_per_wave)):
+        for w, wave in enumerate(waves):
             if cfg.chunks_per_wave and len(chunks) > cfg.chunks_per_wave:
                 logger.info("wave %d: chunks %s .. %s", w + 1, wave[0].chunk_id, wave[-1].chunk_id)
+            t_wave, calls = time.time(), llm.calls
             _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, out, summary)
+            left = sum(len(x) for x in waves[w + 1:])
+            # The first wave that asked the generator (not one answered from the cache of an earlier run) sets
+            # the pace; the rest of the run is projected from it.
+            if not projected and left and llm.calls > calls:
+                projected = True
+                logger.info("%s", projection_line(time.time() - t_wave, len(wave), left))
         summary.status = "complete"
     except KeyboardInterrupt:
         summary.status = "interrupted"
@@ -293,12 +313,22 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     _write_rows(out, cfg, pairs, rewrites, rule_items, names)
 
 
+def projection_line(wave_seconds: float, wave_chunks: int, chunks_left: int) -> str:
+    """The projected time of the rest of a run, from the time one wave of ``wave_chunks`` chunks took."""
+    seconds = wave_seconds / max(wave_chunks, 1) * chunks_left
+    when = f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    return (f"projected time: about {when} more for the other {chunks_left} chunks "
+            f"(the first wave, {wave_chunks} chunks, took {wave_seconds:.0f} s)")
+
+
 def print_summary(summary: RunSummary, path) -> None:
     s = asdict(summary)
     stage_lines = [f"{name:<17} " + ", ".join(f"{k} {v}" for k, v in counters.items())
                    for name, counters in s["stages"].items()]
     lines = [
         f"files read        {s['files']} ({len(s['files_skipped'])} skipped)",
+        *([f"skipped by reason " + ", ".join(f"{k} {v}" for k, v in s["files_skipped_by_reason"].items())]
+          if s["files_skipped_by_reason"] else []),
         f"chunks            {s['chunks']}",
         *stage_lines,
         f"rows written      {s['qa_written']} train, {s['eval_written']} eval "

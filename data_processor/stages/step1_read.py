@@ -1,7 +1,8 @@
-"""Stage 1: find the documents and read them as plain text (.txt, .md, .docx).
+"""Stage 1: find the documents and read them as plain text (.txt, .md, .docx, .pdf, .html, .pptx).
 
 Every failure is a :class:`ReadError` whose message names the file and the reason; the pipeline
-reports it and goes on with the other files.
+reports it, counts it by :attr:`ReadError.reason`, and goes on with the other files. The readers of
+PDF, HTML and PPTX are in :mod:`.step1_formats`.
 """
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import logging
 import os
 import re
 import zipfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".docx": "docx"}
-FILE_TYPES = ("auto", "txt", "md", "docx")
+SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".docx": "docx", ".pdf": "pdf",
+            ".html": "html", ".htm": "html", ".pptx": "pptx"}
+FILE_TYPES = ("auto", "txt", "md", "docx", "pdf", "html", "pptx")
 
 _BOMS = [  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (b"\xff\xfe\x00\x00", "utf-32"),
@@ -26,8 +29,26 @@ _BOMS = [  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
 ]
 
 
+# Why a file was skipped, as the run summary counts them (``files_skipped_by_reason``).
+NO_TEXT_LAYER = "no text layer"
+ENCRYPTED = "encrypted"
+CORRUPT = "corrupt or truncated"
+NO_MAIN_TEXT = "no main text"
+WRONG_SUFFIX = "extension does not match content"
+EMPTY = "empty"
+BINARY = "binary"
+ENCODING = "unknown encoding"
+UNREADABLE = "cannot read"
+BAD_LINK = "broken link or unreadable folder"
+
+
 class ReadError(ValueError):
-    """A document could not be read; the message starts with its path."""
+    """A document could not be read; the message starts with its path, ``reason`` is one of the
+    categories above."""
+
+    def __init__(self, message: str, reason: str = UNREADABLE) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,9 @@ class Document:
     path: Path
     name: str  # path relative to the data folder, with "/" separators: stable across machines
     text: str
+    # A paged document (PDF, PPTX): ``(offset, label)`` where each page or slide starts in ``text``, label
+    # "p12" or "s3"; chunks are named after them. Empty for the formats without pages.
+    pages: tuple[tuple[int, str], ...] = ()
 
 
 # -- discovery -----------------------------------------------------------------------------------
@@ -43,7 +67,8 @@ def discover_files(data_path: str | os.PathLike, file_type: str = "auto") -> tup
 
     Args:
         data_path: a folder, or a single file.
-        file_type: ``auto`` (every known suffix) or one of ``txt``, ``md``, ``docx``.
+        file_type: ``auto`` (every known suffix) or one of :data:`FILE_TYPES` (``txt``, ``md``, ``docx``, ``pdf``,
+            ``html``, ``pptx``).
     Returns:
         ``(files, problems)``: files sorted by relative path; ``problems`` are messages about
         entries that could not be visited (symlink loops, unreadable folders).
@@ -111,7 +136,7 @@ def decode_text(data: bytes, name: str = "<bytes>") -> str:
         guess = _guess_encoding(data)
         if guess and guess.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
             return _check_text(data.decode(guess, errors="replace"), name)
-        raise ReadError(f"{name}: looks like a binary file, not text (contains NUL bytes)")
+        raise ReadError(f"{name}: looks like a binary file, not text (contains NUL bytes)", BINARY)
     try:
         return _check_text(data.decode("utf-8"), name)
     except UnicodeDecodeError:
@@ -119,7 +144,7 @@ def decode_text(data: bytes, name: str = "<bytes>") -> str:
     guess = _guess_encoding(data)
     if guess is None:
         _check_text(data[:20_000].decode("latin-1"), name)  # binary? say so
-        raise ReadError(f"{name}: not UTF-8 and no legacy encoding fits; convert it to UTF-8")
+        raise ReadError(f"{name}: not UTF-8 and no legacy encoding fits; convert it to UTF-8", ENCODING)
     logger.info("%s: not UTF-8, reading it as %s", name, guess)
     return _check_text(data.decode(guess, errors="replace"), name)
 
@@ -148,7 +173,7 @@ def _check_text(text: str, name: str) -> str:
     if sample:
         control = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f")
         if control / len(sample) > 0.05:
-            raise ReadError(f"{name}: looks like a binary file, not text ({control} control characters)")
+            raise ReadError(f"{name}: looks like a binary file, not text ({control} control characters)", BINARY)
     return text
 
 
@@ -240,13 +265,13 @@ def read_docx(path: Path) -> str:
     from docx.text.paragraph import Paragraph
 
     if not zipfile.is_zipfile(path):
-        raise ReadError(f"{path}: not a valid .docx file (corrupt or truncated: not a zip archive)")
+        raise ReadError(f"{path}: not a valid .docx file (corrupt or truncated: not a zip archive)", CORRUPT)
     try:
         doc = open_docx(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ReadError(f"{path}: not a valid .docx file ({type(exc).__name__}: {exc})") from exc
+        raise ReadError(f"{path}: not a valid .docx file ({type(exc).__name__}: {exc})", CORRUPT) from exc
     except Exception as exc:  # noqa: BLE001 - lxml/python-docx raise many kinds for corrupt files
-        raise ReadError(f"{path}: cannot read .docx ({type(exc).__name__}: {exc})") from exc
+        raise ReadError(f"{path}: cannot read .docx ({type(exc).__name__}: {exc})", CORRUPT) from exc
     blocks: list[str] = []
     for item in doc.iter_inner_content():
         if isinstance(item, Paragraph):
@@ -267,21 +292,71 @@ def read_docx(path: Path) -> str:
     return "\n\n".join(blocks)
 
 
-def read_document(path: str | os.PathLike, file_type: str = "auto", name: str | None = None) -> str:
-    """Return the text of one document.
+def sniff(head: bytes) -> str:
+    """What the first bytes of a file look like: ``pdf``, ``zip`` (.docx, .pptx, ...), ``html``, ``text`` or
+    ``binary``."""
+    at = head.find(b"%PDF-", 0, 1024)
+    # Readers accept a PDF header after a few bytes of binary junk; a text that merely mentions "%PDF-" is text.
+    if at == 0 or (at > 0 and any(b < 9 or b > 127 for b in head[:at])):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    lower = head[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if lower.startswith((b"<!doctype html", b"<html", b"<?xml")) or re.search(rb"<(html|head|body|p|div)[\s>]", lower):
+        return "html"
+    sample = head[:4096]
+    control = sum(1 for b in sample if b < 32 and b not in b"\n\r\t\f")
+    return "binary" if b"\x00" in sample or (sample and control / len(sample) > 0.05) else "text"
+
+
+#: what a file of each kind may contain, by :func:`sniff` (text files are checked by the decoder)
+_EXPECTED = {"pdf": {"pdf"}, "docx": {"zip"}, "pptx": {"zip"}, "html": {"html", "text"},
+             "txt": {"html", "text", "binary"}, "md": {"html", "text", "binary"}}
+_LOOKS_LIKE = {"pdf": "a PDF", "zip": "a zip archive", "html": "HTML", "text": "plain text", "binary": "binary data"}
+
+
+def check_content(path: Path, kind: str, label: str) -> None:
+    """Raise :class:`ReadError` (reason :data:`WRONG_SUFFIX`) when the file's content is not what its
+    suffix says, e.g. a ``.pdf`` that is an HTML page saved under the wrong name."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head:
+        raise ReadError(f"{label}: empty (no text to learn from)", EMPTY)
+    found = sniff(head)
+    if found not in _EXPECTED[kind]:
+        raise ReadError(f"{label}: not a .{kind} file although named so: its content looks like {_LOOKS_LIKE[found]}",
+                        WRONG_SUFFIX)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+
+
+def read_pages(path: str | os.PathLike, file_type: str = "auto",
+               name: str | None = None) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """The text of one document, and where its pages or slides start (see :attr:`Document.pages`).
 
     Args:
         path: the file.
-        file_type: ``auto`` (by suffix), ``txt``, ``md`` or ``docx``.
+        file_type: ``auto`` (by suffix) or one of :data:`FILE_TYPES`.
         name: how to call the file in messages (default: the path).
     Raises:
-        ReadError: unreadable, binary, corrupt or empty (whitespace only) files.
+        ReadError: unreadable, binary, corrupt, encrypted, mislabelled or empty (whitespace only) files.
     """
+    from . import step1_formats as formats
+
     path = Path(path)
     label = name or str(path)
     kind = SUFFIXES.get(path.suffix.lower(), "txt") if file_type == "auto" else file_type
+    pages: tuple[tuple[int, str], ...] = ()
     try:
-        if kind == "docx":
+        check_content(path, kind, label)
+        if kind in ("pdf", "pptx"):
+            segments = formats.read_pdf(path, label) if kind == "pdf" else formats.read_pptx(path, label)
+            text, pages = formats.join_pages([(page, _clean(t)) for page, t in segments], continued=kind == "pdf")
+        elif kind == "html":
+            text = formats.read_html(path, label)
+        elif kind == "docx":
             text = read_docx(path)
         else:
             text = decode_text(path.read_bytes(), label)
@@ -291,10 +366,45 @@ def read_document(path: str | os.PathLike, file_type: str = "auto", name: str | 
         raise
     except OSError as exc:
         raise ReadError(f"{label}: cannot read ({exc.strerror or exc})") from exc
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    if not pages:
+        text = _clean(text)
     if not text.strip():
-        raise ReadError(f"{label}: empty (no text to learn from)")
-    return text
+        raise ReadError(f"{label}: empty (no text to learn from)", EMPTY)
+    return text, pages
+
+
+def read_document(path: str | os.PathLike, file_type: str = "auto", name: str | None = None) -> str:
+    """The text of one document (:func:`read_pages` without the page offsets)."""
+    return read_pages(path, file_type, name)[0]
+
+
+@dataclass
+class ReadResult:
+    """What stage 1 found: the readable documents, one message per skipped file or folder, and the
+    skipped files counted by :attr:`ReadError.reason`."""
+
+    docs: list[Document] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def read_folder(data_path: str | os.PathLike, file_type: str = "auto", num_shards: int = 1,
+                shard_index: int = 0) -> ReadResult:
+    """Discover and read the documents of one shard; a file that cannot be read is skipped and counted."""
+    files, problems = discover_files(data_path, file_type)
+    reasons = Counter({BAD_LINK: len(problems)} if problems else {})
+    root = Path(data_path)
+    files = [f for i, f in enumerate(files) if i % num_shards == shard_index]
+    docs: list[Document] = []
+    for f in files:
+        name = relative_name(f, root)
+        try:
+            text, pages = read_pages(f, file_type, name=name)
+            docs.append(Document(path=f, name=name, text=text, pages=pages))
+        except ReadError as exc:
+            problems.append(str(exc))
+            reasons[exc.reason] += 1
+    return ReadResult(docs, problems, dict(sorted(reasons.items())))
 
 
 def load_documents(
@@ -305,14 +415,5 @@ def load_documents(
     Returns:
         ``(documents, problems)``: readable documents, and one message per skipped file or folder.
     """
-    files, problems = discover_files(data_path, file_type)
-    root = Path(data_path)
-    files = [f for i, f in enumerate(files) if i % num_shards == shard_index]
-    docs: list[Document] = []
-    for f in files:
-        name = relative_name(f, root)
-        try:
-            docs.append(Document(path=f, name=name, text=read_document(f, file_type, name=name)))
-        except ReadError as exc:
-            problems.append(str(exc))
-    return docs, problems
+    result = read_folder(data_path, file_type, num_shards, shard_index)
+    return result.docs, result.problems

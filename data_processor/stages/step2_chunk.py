@@ -2,12 +2,15 @@
 
 Chunks break at sentence ends (and prefer paragraph ends); only a sentence longer than a whole
 chunk is cut mid-sentence, at a token boundary. Chunks are slices of the original text, so no
-whitespace or character is lost or invented.
+whitespace or character is lost or invented. A chunk of a paged document (PDF, PPTX) is named by the
+page or slide where it starts (``report.pdf#p12``), so each row traces back to its page.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -67,10 +70,24 @@ class Chunk:
     index: int
     text: str
     n_tokens: int
+    label: str = ""  # where it starts in a paged document: "p12", "p12.2" (the 2nd chunk starting there), "s3"
 
     @property
     def chunk_id(self) -> str:
-        return f"{self.doc_name}#{self.index}"
+        return f"{self.doc_name}#{self.label or self.index}"
+
+
+def page_labels(starts: list[int], pages: Sequence[tuple[int, str]]) -> list[str]:
+    """The label of the page each offset of ``starts`` lies on (``pages``: ascending ``(offset, label)`` of
+    each page's first character); the n-th label of one page (n >= 2) gets ``.n``, so labels are unique."""
+    offsets = [o for o, _ in pages]
+    seen: dict[str, int] = {}
+    labels = []
+    for s in starts:
+        page = pages[max(bisect_right(offsets, s) - 1, 0)][1]
+        seen[page] = seen.get(page, 0) + 1
+        labels.append(page if seen[page] == 1 else f"{page}.{seen[page]}")
+    return labels
 
 
 def sentence_spans(text: str) -> list[tuple[int, int, bool]]:
@@ -109,7 +126,8 @@ def _hard_split(text: str, start: int, end: int, max_tokens: int, counter: Token
 
 
 def chunk_text(
-    text: str, counter: TokenCounter, chunk_size: int = 512, overlap: int = 64, doc_name: str = ""
+    text: str, counter: TokenCounter, chunk_size: int = 512, overlap: int = 64, doc_name: str = "",
+    pages: Sequence[tuple[int, str]] = (),
 ) -> list[Chunk]:
     """Split ``text`` into chunks.
 
@@ -121,6 +139,8 @@ def chunk_text(
         overlap: up to this many tokens of whole sentences at the end of a chunk are repeated at the
             start of the next, so a fact that straddles a cut is still seen whole once.
         doc_name: recorded in each :class:`Chunk`.
+        pages: for a paged document, ``(offset, label)`` where each page starts (``Document.pages``);
+            each chunk is then labelled by the page of its first character (see :func:`page_labels`).
     Raises:
         ValueError: ``chunk_size < 1``, ``overlap < 0`` or ``overlap >= chunk_size``.
     """
@@ -139,6 +159,7 @@ def chunk_text(
     counts = counter.count([text[s:e] for s, e, _ in units])
     # Blank units (whitespace between paragraphs) cost nothing and never start a chunk.
     chunks: list[Chunk] = []
+    starts: list[int] = []  # offset of each chunk's first character
     i = 0
     while i < len(units):
         while i < len(units) and not text[units[i][0] : units[i][1]].strip():
@@ -159,9 +180,11 @@ def chunk_text(
                     para_end = k + 1
             if para_end is not None:
                 j = para_end
-        body = text[units[i][0] : units[j - 1][1]].strip()
+        raw = text[units[i][0] : units[j - 1][1]]
+        body = raw.strip()
         if body:
             chunks.append(Chunk(doc_name, len(chunks), body, sum(counts[i:j])))
+            starts.append(units[i][0] + len(raw) - len(raw.lstrip()))
         if j >= len(units):
             break
         # Next chunk: back up over whole sentences worth at most `overlap` tokens, always moving on.
@@ -170,4 +193,6 @@ def chunk_text(
             nxt -= 1
             acc += counts[nxt]
         i = nxt
+    if pages:
+        chunks = [replace(c, label=label) for c, label in zip(chunks, page_labels(starts, pages))]
     return chunks

@@ -83,7 +83,7 @@ def make_bad_corpus(d: Path) -> dict[str, str]:
     (d / "utf16.txt").write_text("The Lune river is 212 kilometres long.", encoding="utf-16")  # with a BOM
     (d / "huge.txt").write_text(("The quick river carries boats past the mill " * 3000).strip() + ".")  # one line
     make_docx(d / "tables.docx", with_paragraphs=False)
-    (d / "notes.pdf").write_bytes(b"%PDF-1.4 not a suffix we read")
+    (d / "notes.pdf").write_bytes(b"%PDF-1.4 and nothing after the header")
     (d / "empty.txt").write_bytes(b"")
     (d / "blank.txt").write_text(" \n\n\t \n")
     (d / "binary.txt").write_bytes(bytes(range(256)) * 64)
@@ -93,7 +93,36 @@ def make_bad_corpus(d: Path) -> dict[str, str]:
     return {
         "empty.txt": "empty", "blank.txt": "empty", "binary.txt": "binary", "corrupt.docx": "not a valid .docx",
         "loop": "links back to a folder already read", "self.txt": "broken or looping link",
+        "notes.pdf": "corrupt or truncated PDF",
     }
+
+
+def test_a_text_pdf_gives_rows_and_a_scan_and_a_truncated_pdf_are_named(tmp_path):
+    from tests.data_processor.stages.test_step1_formats import report_pdf, scanned_pdf
+
+    d = tmp_path / "pdfs"
+    d.mkdir()
+    report_pdf(d / "report.pdf")
+    scanned_pdf(d / "scan.pdf")
+    whole = report_pdf(tmp_path / "whole.pdf").read_bytes()
+    (d / "cut.pdf").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out" / "qa.jsonl"
+    with FakeOpenAI() as srv:
+        proc = run_collector(srv, "--data_path", str(d), "--save_dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_no_traceback(proc)
+    skipped = [line for line in proc.stderr.splitlines() if "skipped:" in line]
+    assert len(skipped) == 2
+    assert any("scan.pdf: no text layer: run OCR first, e.g. ocrmypdf" in line for line in skipped), skipped
+    assert any("cut.pdf: corrupt or truncated PDF" in line for line in skipped), skipped
+    summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
+    assert summary["documents"] == ["report.pdf"]
+    assert summary["files_skipped_by_reason"] == {"corrupt or truncated": 1, "no text layer": 1}
+    assert "skipped by reason corrupt or truncated 1, no text layer 1" in proc.stdout
+    rows = read_jsonl(out)
+    assert rows and {r["file_name"] for r in rows} == {"report.pdf"}
+    assert {r["chunk_id"].split("#")[1].split(".")[0] for r in rows} <= {"p1", "p2"}
+    assert any("Fennick" in r["fact"] for r in rows) and any("399 euros" in r["fact"] for r in rows)
 
 
 def test_every_kind_of_bad_input_is_named_and_the_other_files_go_on(tmp_path):
@@ -114,7 +143,7 @@ def test_every_kind_of_bad_input_is_named_and_the_other_files_go_on(tmp_path):
         assert [w for w in warnings if name in w and reason in w], f"no warning for {name}: {warnings}"
     summary = json.loads((tmp_path / "out" / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete"
-    assert len(summary["files_skipped"]) == len(bad)
+    assert len(summary["files_skipped"]) == len(bad) == sum(summary["files_skipped_by_reason"].values())
     assert summary["documents"] == ["good.txt", "huge.txt", "latin1.txt", "tables.docx", "utf16.txt"]
     rows = read_jsonl(out)
     assert {r["file_name"] for r in rows} >= {"good.txt", "huge.txt", "latin1.txt", "utf16.txt"}

@@ -257,3 +257,37 @@ def test_fact_answers_make_every_training_answer_its_fact(collect, docs_dir, tmp
     assert fact and all(r["conversations"][1]["value"] == r["fact"] for r in fact)
     assert {r["conversations"][0]["value"] for r in fact} == {r["conversations"][0]["value"] for r in plain}
     assert read_jsonl(tmp_path / "plain.eval.jsonl") == read_jsonl(tmp_path / "fact.eval.jsonl")
+
+
+def test_projection_line():
+    from data_processor.pipeline import projection_line
+
+    assert projection_line(60, 16, 48) == ("projected time: about 3 min more for the other 48 chunks "
+                                           "(the first wave, 16 chunks, took 60 s)")
+    assert "about 3.3 h more" in projection_line(600, 10, 200) and "about 40 s more" in projection_line(10, 5, 20)
+
+
+def test_a_run_of_several_waves_projects_its_time_from_a_small_first_wave(collect, tmp_path, caplog):
+    from data_processor.pipeline import FIRST_WAVE_CHUNKS
+
+    d = tmp_path / "long"
+    d.mkdir()
+    (d / "stations.txt").write_text("\n\n".join(
+        f"Station {i} stands on the slope of Mount Teral at {100 + i} metres. It was built in {1800 + i} by Ada Pell."
+        for i in range(30)))
+    flags = _flags(d, tmp_path / "o.jsonl", "--chunks_per_wave", "20")
+    with caplog.at_level(logging.INFO, logger="data_processor.pipeline"):
+        assert collect(*flags)[0] == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "data_processor.pipeline"]
+    waves = [m for m in lines if m.startswith("wave ")]
+    assert waves[0] == f"wave 1: chunks stations.txt#0 .. stations.txt#{FIRST_WAVE_CHUNKS - 1}"
+    assert waves[1].startswith(f"wave 2: chunks stations.txt#{FIRST_WAVE_CHUNKS} ..")
+    projected = [i for i, m in enumerate(lines) if m.startswith("projected time: about ")]
+    assert len(projected) == 1 and lines.index(waves[0]) < projected[0] < lines.index(waves[1])
+    total = json.loads((tmp_path / "o.summary.json").read_text())["summary"]["chunks"]
+    assert f"more for the other {total - FIRST_WAVE_CHUNKS} chunks (the first wave, {FIRST_WAVE_CHUNKS} chunks" in lines[projected[0]]
+    # Run again: every reply comes from the cache, so no wave sets a pace and nothing is projected.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="data_processor.pipeline"):
+        assert collect(*flags)[0] == 0
+    assert "projected time" not in caplog.text

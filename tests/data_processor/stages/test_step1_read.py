@@ -110,10 +110,11 @@ def test_discovery_recursive_filtered_sorted_and_loop_safe(tmp_path):
     (tmp_path / "b" / "z.md").write_text("# Z\nzed text here.")
     (tmp_path / "a.txt").write_text("a text.")
     (tmp_path / "c.pdf").write_bytes(b"%PDF")
+    (tmp_path / "d.odt").write_bytes(b"PK")  # a suffix the collector does not read
     (tmp_path / "b" / "loop").symlink_to(tmp_path, target_is_directory=True)  # a symlink loop
     (tmp_path / "self.txt").symlink_to(tmp_path / "self.txt")  # a link to itself
     files, problems = discover_files(tmp_path)
-    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.txt", "b/z.md"]
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.txt", "b/z.md", "c.pdf"]
     assert any("loop" in p for p in problems) and any("self.txt" in p for p in problems)
     assert [f.name for f in discover_files(tmp_path, "md")[0]] == ["z.md"]
 
