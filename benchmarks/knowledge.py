@@ -1,6 +1,7 @@
 """Recipe experiments: the main job on the dev corpus and the frozen test corpus, several seeds, one table.
 
     python benchmarks/knowledge.py --name default --corpus dev,test --seeds 42,7
+    python benchmarks/knowledge.py --name default --corpus dev,external_dev --seeds 42,7   # tune on both dev sets
     python benchmarks/knowledge.py --name lr1e-3 --set finetune.learning_rate=1e-3 --corpus dev --seeds 42
     python benchmarks/knowledge.py --name bare --entry bare --corpus test --seeds 42   # the four-command chain
     python benchmarks/knowledge.py --name lr-s0.8 --set finetune.learning_rate=1e-3 finetune.adapter_scale=0.8 \
@@ -11,13 +12,18 @@ Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<nam
 shells/evaluate.sh, each with its defaults except paths, the recipe and the seed),
 with the recipe ``--recipe`` changed by the ``--set section.key=value`` overrides (the resolved
 recipe is saved beside the runs). The training seed is the ``--seed`` of finetune.py; the collection
-is the same for every seed. Collector replies are shared between experiments through a reply cache per
+is the same for every seed. Corpora: ``dev`` (examples/docs, written beside the rules), ``external_dev``
+(examples/external_dev: SQuAD 2.0 paragraphs with crowd-written questions, CC BY-SA 4.0; it has no control
+set of its own and uses dev's) and ``test`` (examples/test_corpus, frozen). Collector replies are shared between experiments through a reply cache per
 corpus (runs/knowledge/cache/), so a recipe that changes only training settings collects in seconds.
 
 Every finished run appends a line to benchmarks/knowledge/results.jsonl (the command that reproduces
 it, the recipe, the scores, the time per stage); the table of all experiments, mean and spread over
-seeds, is rewritten to benchmarks/knowledge/RESULTS.md and printed. Tune on ``dev`` only; ``test``
-(examples/test_corpus, frozen) is for reporting.
+seeds, is rewritten to benchmarks/knowledge/RESULTS.md and printed. Tune on ``dev`` and ``external_dev``;
+``test`` is for reporting. Besides the updated and base models' accuracy, every row has the reading baseline
+(``held_out_open_book``: the base model with each question's document in its prompt, evaluate.py
+--open_book) and the forgetting measure on general text (``general_nll``, ``general_nll_base`` and
+``general_nll_change_pct``: mean token NLL on examples/general_text.jsonl).
 
 A dev run is also scored on benchmarks/knowledge/dev_extra_qa.jsonl: 40 more hand-written questions about
 other facts of the same documents, so a dev decision rests on 80 questions instead of 40 (the seed alone
@@ -43,6 +49,7 @@ from pathlib import Path
 
 import yaml
 
+from evaluation.report import BASE_LABEL, OPEN_BOOK_LABEL
 from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, load_recipe
 from utils.tables import format_table
 
@@ -53,6 +60,8 @@ CORPORA = {
     # it has no control set of its own and measures forgetting on test's
     "test2": ("examples/test_corpus_v2/docs", "examples/test_corpus_v2/eval_qa.jsonl",
               "examples/test_corpus/control_qa.jsonl"),
+    # questions nobody here wrote (examples/external_dev/README.md); forgetting measured on dev's control set
+    "external_dev": ("examples/external_dev/docs", "examples/external_dev/eval_qa.jsonl", "examples/control_qa.jsonl"),
 }
 #: more dev questions, scored beside the dev corpus's own (see the module docstring)
 EXTRA_QA = {"dev": "benchmarks/knowledge/dev_extra_qa.jsonl"}
@@ -67,7 +76,7 @@ class ExperimentArguments:
     recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "Base recipe."})
     set: list[str] = field(default_factory=list, metadata={
         "help": "Overrides of the recipe: section.key=value (YAML value), e.g. finetune.num_train_epochs=6."})
-    corpus: str = field(default="dev", metadata={"help": "Comma list of dev, test."})
+    corpus: str = field(default="dev", metadata={"help": f"Comma list of {', '.join(CORPORA)}."})
     seeds: str = field(default="42", metadata={"help": "Comma list of training seeds."})
     runs_dir: str = field(default="runs/knowledge", metadata={"help": "Where the run folders go."})
     note: str = field(default="", metadata={
@@ -87,6 +96,9 @@ class ExperimentArguments:
     def __post_init__(self):
         if self.entry not in ("quickstart", "bare"):
             raise ValueError(f"--entry must be quickstart or bare, not {self.entry!r}")
+        unknown = [c for c in self.corpus.split(",") if c.strip() and c.strip() not in CORPORA]
+        if unknown:
+            raise ValueError(f"--corpus {', '.join(unknown)}: not one of {', '.join(CORPORA)}")
 
 
 def resolved_recipe(base: str, overrides: list[str]) -> dict:
@@ -146,6 +158,7 @@ def run_one(args: ExperimentArguments, recipe_file: Path, corpus: str, seed: int
         "held_out": know["summary"]["updated"]["contains"], "held_out_base": know["summary"]["base"]["contains"],
         "control": ctrl["summary"]["updated"]["contains"] if ctrl else None,
         "control_base": ctrl["summary"]["base"]["contains"] if ctrl else None,
+        **baselines(results),
         **extra,
         "by_document": {d: v["updated"] for d, v in know.get("by_document", {}).items()},
         "train_rows": sum(1 for _ in open(run_dir / "data" / "qa_pairs.jsonl")),
@@ -193,9 +206,10 @@ def scale_saved_run(args: ExperimentArguments, recipe_file: Path, run_dir: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src / "data", run_dir / "data", dirs_exist_ok=True)
     scale_adapter(src / "adapter", want / have, run_dir / "adapter")
-    _, questions, control = CORPORA[corpus]
+    docs, questions, control = CORPORA[corpus]
     cmd = [sys.executable, "-m", "evaluation", "--recipe", str(recipe_file), "--qa_file", questions,
-           "--control_file", control, "--adapters", f"updated={run_dir / 'adapter'}", "--output_dir", str(run_dir / "eval")]
+           "--control_file", control, "--open_book", docs, "--adapters", f"updated={run_dir / 'adapter'}",
+           "--output_dir", str(run_dir / "eval")]
     print(f"[knowledge] {shlex.join(cmd)}", flush=True)
     with open(run_dir / "evaluate.log", "w", encoding="utf-8") as log:
         rc = subprocess.call(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -203,6 +217,22 @@ def scale_saved_run(args: ExperimentArguments, recipe_file: Path, run_dir: Path,
         print(f"[knowledge] evaluating the scaled adapter failed (exit {rc}); see {run_dir / 'evaluate.log'}")
         return None
     return source_row
+
+
+def baselines(results: dict) -> dict:
+    """The reading baseline and the general-text forgetting measure of an evaluate.py results.json:
+    ``held_out_open_book`` (the base model with each question's document in its prompt) and ``general_nll``,
+    ``general_nll_base``, ``general_nll_change_pct`` (mean token NLL of the updated and base models on the
+    general text, and the relative change in %); each left out when the evaluation did not measure it."""
+    out = {}
+    open_book = _knowledge_set(results)["summary"].get(OPEN_BOOK_LABEL)
+    if open_book is not None:
+        out["held_out_open_book"] = open_book["contains"]
+    general = results.get("general_text") or {}
+    if "updated" in general.get("nll", {}):
+        out.update(general_nll=general["nll"]["updated"], general_nll_base=general["nll"].get(BASE_LABEL),
+                   general_nll_change_pct=general["change_pct"].get("updated"))
+    return out
 
 
 def read_rows() -> list[dict]:
@@ -222,9 +252,10 @@ def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
     if corpus not in EXTRA_QA:
         return {}
     out = run_dir / "eval_extra"
+    # --general_text none: the run's own evaluation measured it on the same models
     cmd = [sys.executable, "evaluate.py", "--recipe", str(recipe_file), "--qa_file", EXTRA_QA[corpus],
            "--control_file", EXTRA_CONTROL.get(corpus, "none"), "--adapters", f"updated={run_dir / 'adapter'}",
-           "--output_dir", str(out)]
+           "--general_text", "none", "--output_dir", str(out)]
     print(f"[knowledge] {shlex.join(cmd)}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "eval_extra.log", "w", encoding="utf-8") as log:
@@ -276,7 +307,8 @@ def run_bare(recipe_file: Path, run_dir: Path, docs: str, questions: str, contro
         ("fine-tune", ["bash", "shells/finetune_lora_ds.sh", "-d", str(qa), "-o", str(run_dir / "adapter"), *recipe,
                        "--", "--seed", str(seed), "--loss_dir", str(run_dir / "losses")]),
         ("evaluate", ["bash", "shells/evaluate.sh", *recipe, "--qa_file", questions, "--control_file", control,
-                      "--adapters", f"updated={run_dir / 'adapter'}", "--output_dir", str(run_dir / "eval")]),
+                      "--open_book", docs, "--adapters", f"updated={run_dir / 'adapter'}",
+                      "--output_dir", str(run_dir / "eval")]),
     ]
     seconds: dict[str, float] = {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,7 +341,10 @@ def _mean_spread(values: list[float]) -> str:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """One line per (experiment, corpus): held-out and control accuracy, mean ± half-range over seeds.
+    """One line per (experiment, corpus): held-out and control accuracy, mean ± half-range over seeds; the
+    gain over the base model (mean held-out minus base); the reading baseline (open-book, the base model with
+    the document in its prompt); the general-text NLL change of the updated model against the base, in %.
+    Rows made before a measure existed show "-" for it.
 
     An experiment's note is the first one given under its name, so a later run of the same experiment on
     another corpus or seed need not repeat ``--note``."""
@@ -321,15 +356,21 @@ def summary_table(rows: list[dict]) -> str:
             notes[r["name"]] = r["note"]
     body = []
     for (name, corpus), rs in groups.items():
+        open_book = [r["held_out_open_book"] for r in rs if "held_out_open_book" in r]
+        nll = [r["general_nll_change_pct"] for r in rs if r.get("general_nll_change_pct") is not None]
         body.append([name, corpus, ",".join(str(r["seed"]) for r in rs), _mean_spread([r["held_out"] for r in rs]),
-                     f"{rs[0]['held_out_base']:.3f}", _mean_spread([r["control"] for r in rs if r["control"] is not None]),
+                     f"{rs[0]['held_out_base']:.3f}",
+                     f"{statistics.mean(r['held_out'] - r['held_out_base'] for r in rs):+.3f}",
+                     f"{open_book[0]:.3f}" if open_book else "-",
+                     _mean_spread([r["control"] for r in rs if r["control"] is not None]),
                      f"{rs[0]['control_base']:.3f}" if rs[0]["control_base"] is not None else "-",
+                     f"{statistics.mean(nll):+.2f}%" if nll else "-",
                      _mean_spread([r["held_out_extra"] for r in rs if "held_out_extra" in r]),
                      _mean_spread([r["control_extra"] for r in rs if "control_extra" in r]),
                      f"{rs[0]['control_extra_base']:.3f}" if "control_extra_base" in rs[0] else "-",
                      f"{statistics.mean(r['minutes'] for r in rs):.0f}", notes.get(name, "")])
-    return format_table(["experiment", "corpus", "seeds", "held-out", "base", "control", "base", "dev+40", "ctrl+40",
-                         "base", "min", "note"], body, align="lllrrrrrrrrl")
+    return format_table(["experiment", "corpus", "seeds", "held-out", "base", "gain", "open-book", "control", "base",
+                         "NLL Δ", "dev+40", "ctrl+40", "base", "min", "note"], body, align="lllrrrrrrrrrrrl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,8 +403,12 @@ def write_table() -> str:
     rows = read_rows()
     table = summary_table(rows)
     TABLE.write_text("# Recipe experiments (benchmarks/knowledge.py)\n\nHeld-out and control: contains-accuracy of "
-                     "the updated model, mean ± half-range over the seeds; base: the base model. Tune on dev; test is "
-                     "examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
+                     "the updated model, mean ± half-range over the seeds; base: the base model; gain: held-out minus "
+                     "base, mean over the seeds; open-book: the base model answering with each question's document in "
+                     "its prompt (the line closed-book training must cross); NLL Δ: the updated model's mean token NLL "
+                     "on examples/general_text.jsonl against the base model's, mean over the seeds (a rise is "
+                     "forgetting). Tune on dev and external_dev (examples/external_dev: SQuAD 2.0 paragraphs and "
+                     "crowd-written questions, CC BY-SA 4.0); test is examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
                      "(held_out_extra_base in results.jsonl: the base model); ctrl+40 and its base: on "
                      "benchmarks/knowledge/dev_extra_control.jsonl. Each row's command is in "
                      "results.jsonl.\n\n```\n" + table + "\n```\n")

@@ -14,7 +14,13 @@ The ``results`` dict (written as results.json) looks like::
                           "by_document": {"doc.txt": {"n": 10, "base": 0.1, "lora": 0.5}},
                           "questions": [{"question", "answers", "source",
                                          "predictions": {"base": {"text", "exact", "contains", "f1", "judge"}}}]}},
+     "open_book": {"docs", "prompt", "context_tokens", "truncated"},      # with --open_book only
+     "general_text": {"file", "rows", "tokens", "nll": {"base": 2.41, "lora": 2.47},
+                      "change_pct": {"lora": +2.5}},                       # unless --general_text none
      "config": {...}}
+
+With --open_book the model ``open_book`` (the base model reading each question's document) has scores on
+the knowledge sets only; on the control set its cells read n/a.
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from evaluation.scoring import HEADLINE_METRIC, METRICS, QuestionScore, aggregat
 from utils import tables
 
 BASE_LABEL = "base"
+#: the column of the base model answering with the question's document in its prompt (evaluation/open_book.py)
+OPEN_BOOK_LABEL = "open_book"
 
 
 def build_set_result(
@@ -115,13 +123,36 @@ def results_table(results: dict) -> str:
     text = [tables.format_table(header, body, align="l" + "r" * (len(header) - 1), groups=groups)]
     text.append(f"acc = {HEADLINE_METRIC} accuracy (an answer or alias appears in the reply, headline metric); "
                 "Δacc against the first row; EM = exact match on the primary answer; F1 = token F1.")
+    if any(m.get("kind") == "open_book" for m in results["models"]):
+        text.append(f"{OPEN_BOOK_LABEL} = the base model with each question's document in its prompt (the reading "
+                    "baseline; knowledge sets only).")
     for name, s in sets.items():
         docs = s.get("by_document") or {}
         if s["kind"] == "knowledge" and len(docs) > 1:
-            rows = [[doc, str(d["n"]), *(_fmt(d[label]) for label in labels)] for doc, d in docs.items()]
+            shown = [label for label in labels if label in next(iter(docs.values()))]
+            rows = [[doc, str(d["n"]), *(_fmt(d[label]) for label in shown)] for doc, d in docs.items()]
             text += ["", f"{name}, {HEADLINE_METRIC} accuracy per document:",
-                     tables.format_table(["document", "n", *labels], rows, align="lr" + "r" * len(labels))]
+                     tables.format_table(["document", "n", *shown], rows, align="lr" + "r" * len(shown))]
+    if results.get("general_text"):
+        text += ["", general_text_table(results["general_text"])]
     return "\n".join(text)
+
+
+def general_text_table(block: dict) -> str:
+    """The forgetting measure on general text: each model's mean token NLL and its change against the base."""
+    rows = [[label, _fmt_nll(nll), _fmt_pct(block["change_pct"].get(label))] for label, nll in block["nll"].items()]
+    return "\n".join([
+        f"general text ({block['file']}: {block['rows']} rows, {block['tokens']} scored tokens), mean token NLL; "
+        "a rise after the update is forgetting that replay does not teach to the test:",
+        tables.format_table(["model", "NLL", "change"], rows, align="lrr")])
+
+
+def _fmt_nll(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _fmt_pct(value) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
 
 
 def _md_escape(text: str) -> str:
@@ -137,21 +168,28 @@ def render_markdown(results: dict, table: str | None = None) -> str:
     lines += ["## Models", ""]
     for m in results["models"]:
         src = m["model"] + (f" + adapter `{m['adapter']}`" if m.get("adapter") else "")
+        if m.get("kind") == "open_book":
+            src += f", each knowledge question asked with its document from `{m['docs']}` in the prompt"
         lines.append(f"- **{m['label']}**: {src}")
     lines += ["", f"Headline metric: **{HEADLINE_METRIC}** accuracy — a reply counts as correct when the primary "
               "answer or one of its aliases appears in it as whole words after normalisation (lower case, "
               "no punctuation or articles; Chinese, Japanese and Korean text is matched per character, without "
               "word boundaries). EM = normalised exact match on the primary answer; F1 = SQuAD "
-              "token F1 (best over the answers). Decoding is greedy and closed-book.", ""]
+              "token F1 (best over the answers). Decoding is greedy and closed-book"
+              + (f", except for **{OPEN_BOOK_LABEL}**, whose prompt is: "
+                 f"`{_md_escape(results['open_book']['prompt'])}`" if results.get("open_book") else "") + ".", ""]
     if table:
         lines += ["```", table, "```", ""]
+    for doc, cut in ((results.get("open_book") or {}).get("truncated") or {}).items():
+        lines += [f"Open book: `{doc}` has {cut['tokens']} tokens; only its first {cut['kept']} were in the prompt "
+                  f"(the model's context is {results['open_book']['context_tokens']} tokens).", ""]
     for name, s in results["sets"].items():
         lines += [f"## {name} ({s['kind']}, {s['n']} questions)", ""]
         lines.append(f"Files: {', '.join(f'`{f}`' for f in s['files'])}")
         lines.append("")
         lines.append("| model | acc | Δacc | EM | F1 | judge |")
         lines.append("|---|---|---|---|---|---|")
-        for label in labels:
+        for label in [label for label in labels if label in s["summary"]]:  # open_book: knowledge sets only
             summ = s["summary"][label]
             d = s["delta"].get(label, {}).get(HEADLINE_METRIC)
             lines.append(f"| {label} | {_fmt(summ[HEADLINE_METRIC])} | {_fmt(d, True)} | {_fmt(summ['exact'])} "

@@ -2,17 +2,23 @@
 
 Asks every question of each QA file (new knowledge) and of a control file (general knowledge, to see
 forgetting) to the base model and to each updated model, greedy and batched with the model's chat
-template, and scores the replies (evaluation/scoring.py; headline: alias-contains accuracy).
+template, and scores the replies (evaluation/scoring.py; headline: alias-contains accuracy). With
+--open_book DOCS the base model also answers every knowledge question with its document in the prompt
+(evaluation/open_book.py): the line closed-book training must cross. Every local model's mean token NLL
+on a sample of general text (--general_text, evaluation/general_text.py) measures forgetting that replay
+cannot teach to the test.
 
     python evaluate.py --adapters runs/x/adapter                      # base vs one LoRA adapter
     python evaluate.py --qa_file examples/eval_qa.jsonl,held_out.jsonl --adapters a1 lora2=a2
     python evaluate.py --control_file none --judge_model_type api --judge_model gpt-4o-mini \
         --judge_api_base https://api.openai.com/v1
     python evaluate.py --served updated=http://127.0.0.1:8080/v1,updated   # a served model (llama.cpp, vLLM, ...)
+    python evaluate.py --qa_file examples/external_dev/eval_qa.jsonl --open_book examples/external_dev/docs
 
 Writes to --output_dir: results.json (all scores and replies), report.md (summary + flipped
-questions) and predictions/ (one cached file per model and set; a re-run with the same model,
-questions and settings reuses them, so an interrupted evaluation resumes where it stopped).
+questions), predictions/ (one cached file per model and set; a re-run with the same model,
+questions and settings reuses them, so an interrupted evaluation resumes where it stopped) and
+general_text/ (each model's NLL on the general text, cached the same way).
 """
 from __future__ import annotations
 
@@ -23,13 +29,15 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from evaluation.report import BASE_LABEL, build_set_result, render_markdown, results_table
+from evaluation.general_text import change_pct, load_general_text, mean_nll
+from evaluation.open_book import OPEN_BOOK_PROMPT, OpenBook
+from evaluation.report import BASE_LABEL, OPEN_BOOK_LABEL, build_set_result, render_markdown, results_table
 from evaluation.scoring import score_prediction
 from utils.data_formats import to_messages
 from utils.io_utils import DataFileError, atomic_write_json, atomic_write_text, iter_jsonl
 from utils.logging_utils import setup_logging
 from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, repo_path, split_recipe_flag
-from utils.stamps import is_current, mark_current, weights_stamp
+from utils.stamps import file_digest, fingerprint, is_current, mark_current, weights_stamp
 
 logger = logging.getLogger("evaluate")
 
@@ -46,6 +54,16 @@ class EvalArguments:
                 "its own set in the table."})
     control_file: str = field(default="examples/control_qa.jsonl", metadata={
         "help": "General-knowledge QA file that measures forgetting; 'none' disables it."})
+    open_book: str | None = field(default=None, metadata={
+        "help": "Documents folder (or one document) of the knowledge questions: adds the reading baseline, a "
+                f"column '{OPEN_BOOK_LABEL}' where the base model answers each knowledge question with the "
+                "document its row names ('doc' or 'file_name') in the prompt (evaluation/open_book.py; greedy "
+                "and --max_new_tokens like the other columns; a document longer than the model's context is cut, "
+                "with a warning). The control set is not asked. 'none' or unset: no such column."})
+    general_text: str | None = field(default="examples/general_text.jsonl", metadata={
+        "help": "General text and chat prompts with replies (JSONL; evaluation/general_text.py) on which each "
+                "local model's mean token NLL is measured, base first: forgetting where replay cannot teach to "
+                "the test. 'none' disables it."})
     model_name_or_path: str = field(default="default", metadata={
         "aliases": ["-m"], "help": "Base model: 'default' (embedded SmolLM2-135M-Instruct), a local folder or a hub id."})
     adapters: list[str] = field(default_factory=list, metadata={
@@ -93,6 +111,10 @@ class EvalArguments:
         self.qa_file = files or [DEFAULT_QA_FILE]
         if self.control_file and self.control_file.strip().lower() in ("none", ""):
             self.control_file = None
+        if self.open_book is not None and self.open_book.strip().lower() in ("none", ""):
+            self.open_book = None
+        if self.general_text is not None and self.general_text.strip().lower() in ("none", ""):
+            self.general_text = None
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_questions < 0:
             raise ValueError("--batch_size and --max_new_tokens must be >= 1, --max_questions >= 0")
         if self.judge_model_type is not None and self.judge_model_type not in ("api", "hf", "vllm"):
@@ -116,8 +138,9 @@ class ModelSpec:
     label: str
     model: str  # base model name/path, the merged model folder, or the served model's base URL
     adapter: str | None = None  # PEFT adapter applied to the base
-    kind: str = "base"  # base | adapter | merged | served
+    kind: str = "base"  # base | adapter | merged | served | open_book
     api_model: str | None = None  # served: the model name the server is asked for (None: the one it lists)
+    docs: str | None = None  # open_book: the documents folder the questions' documents come from
 
 
 @dataclass
@@ -217,14 +240,20 @@ def model_specs(args: EvalArguments) -> list[ModelSpec]:
         url, _, name = rest.partition(",")
         specs.append(ModelSpec(unique(label.strip()), url.strip().rstrip("/"), kind="served",
                                api_model=name.strip() or None))
+    if args.open_book:
+        specs.append(ModelSpec(unique(OPEN_BOOK_LABEL), args.model_name_or_path, kind="open_book",
+                               docs=str(repo_path(args.open_book))))
     return specs
 
 
 # -- generation ------------------------------------------------------------------------------------
-def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments) -> dict:
+def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments, chats: list | None = None) -> dict:
     """Everything that determines the replies of one model on one set (the cache's stamp). A served model
     is known by its URL and model name only (greedy, so the same server gives the same replies); after
-    restarting a server on other weights, use another label or --overwrite."""
+    restarting a server on other weights, use another label or --overwrite. The open-book column is known
+    by its prompts (``chats``: documents included), fingerprinted."""
+    if spec.kind == "open_book":
+        return {**prediction_key(replace(spec, kind="base"), questions, args), "open_book": fingerprint(chats)}
     if spec.kind == "served":
         return {"served": spec.model, "api_model": spec.api_model, "questions": [q["question"] for q in questions],
                 "max_new_tokens": args.max_new_tokens, "system_prompt": args.system_prompt, "temperature": 0.0}
@@ -278,25 +307,46 @@ def _served_backend(spec: ModelSpec, args: EvalArguments):
     return backend
 
 
-def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path) -> dict:
-    """``{set name: {label: [reply, ...]}}``, generating only what is not cached in ``out_dir/predictions``."""
+def open_book_chats(args: EvalArguments, sets: list[EvalSet]) -> tuple[dict[str, list], dict | None]:
+    """The open-book chats of every knowledge set, built before anything is generated (so a question whose
+    document is missing stops the run at once), and results.json's ``open_book`` block (prompt, documents,
+    context, the documents that were cut); ``({}, None)`` without --open_book."""
+    if not args.open_book:
+        return {}, None
+    book = OpenBook(repo_path(args.open_book), args.model_name_or_path, args.max_new_tokens, args.system_prompt)
+    chats = {s.name: book.chats(s.questions) for s in sets if s.kind == "knowledge"}
+    return chats, {"docs": str(book.root), "prompt": OPEN_BOOK_PROMPT, "context_tokens": book.context,
+                   "truncated": book.truncated}
+
+
+def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[EvalSet], out_dir: Path,
+                        book_chats: dict[str, list] | None = None) -> dict:
+    """``{set name: {label: [reply, ...]}}``, generating only what is not cached in ``out_dir/predictions``.
+    The open-book column asks ``book_chats`` (:func:`open_book_chats`) of the knowledge sets only."""
     from data_processor.backends.base import SamplingConfig
 
+    # The open-book column decodes exactly as the closed-book ones (greedy, the same reply cap), so the only
+    # difference between it and the base column is the document in the prompt.
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
     preds: dict[str, dict[str, list[str]]] = {s.name: {} for s in sets}
     for spec in specs:
         backend = None  # loaded on the first set that is not cached, used for the others, then freed
         try:
             for s in sets:
+                if spec.kind == "open_book" and s.name not in (book_chats or {}):
+                    continue  # general knowledge (the control set) has no document to read
                 cache = out_dir / "predictions" / f"{spec.label}__{s.name}.json"
-                key = prediction_key(spec, s.questions, args)
+                if spec.kind == "open_book":
+                    chats = book_chats[s.name]
+                else:
+                    chats = [([{"role": "system", "content": args.system_prompt}] if args.system_prompt else [])
+                             + [{"role": "user", "content": q["question"]}] for q in s.questions]
+                key = prediction_key(spec, s.questions, args, chats)
                 if not args.overwrite and is_current(cache, key):
                     logger.info("%s on %s: reusing %s", spec.label, s.name, cache)
                     preds[s.name][spec.label] = json.loads(cache.read_text(encoding="utf-8"))["predictions"]
                     continue
                 logger.info("%s on %s: asking %d questions", spec.label, s.name, len(s.questions))
-                chats = [([{"role": "system", "content": args.system_prompt}] if args.system_prompt else [])
-                         + [{"role": "user", "content": q["question"]}] for q in s.questions]
                 backend = backend or build_backend(spec, args)
                 replies = backend.generate(chats, sampling, desc=f"{spec.label}/{s.name}")
                 atomic_write_json(cache, {"label": spec.label, "set": s.name, "predictions": replies})
@@ -306,6 +356,38 @@ def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[
             if backend is not None:
                 backend.close()
     return preds
+
+
+def general_text_nll(args: EvalArguments, specs: list[ModelSpec], out_dir: Path, rows: list[dict]) -> dict:
+    """results.json's ``general_text`` block: each local model's mean token NLL on ``rows`` (the
+    ``--general_text`` file) and its relative change against the base model, in percent (served models give
+    no log-probabilities of given text here, and the open-book column is the base model). Cached per model
+    like the replies."""
+    path = repo_path(args.general_text)
+    block = {"file": str(path), "rows": len(rows), "tokens": None, "nll": {}, "change_pct": {}}
+    for spec in specs:
+        if spec.kind in ("served", "open_book"):
+            continue
+        cache = out_dir / "general_text" / f"{spec.label}.json"
+        key = {"model": spec.model, "adapter": spec.adapter, "weights": weights_stamp(spec.adapter or spec.model),
+               "text": file_digest(path), "system_prompt": args.system_prompt, "dtype": args.dtype}
+        if not args.overwrite and is_current(cache, key):
+            result = json.loads(cache.read_text(encoding="utf-8"))
+        else:
+            backend = build_backend(spec, args)
+            try:
+                backend.load()  # in this process: one forward pass per row needs no worker pool
+                result = mean_nll(backend.model, backend.tokenizer, rows, args.system_prompt)
+            finally:
+                backend.close()
+            atomic_write_json(cache, result)
+            mark_current(cache, key)
+        logger.info("%s: mean token NLL %.4f on %d tokens of %s", spec.label, result["nll"], result["tokens"], path)
+        block["tokens"] = result["tokens"]
+        block["nll"][spec.label] = result["nll"]
+    ref = block["nll"].get(BASE_LABEL)
+    block["change_pct"] = {label: change_pct(v, ref) for label, v in block["nll"].items() if label != BASE_LABEL}
+    return block
 
 
 # -- optional LLM judge ----------------------------------------------------------------------------
@@ -395,9 +477,17 @@ def run(args: EvalArguments) -> dict:
     specs = model_specs(args)
     logger.info("Sets: %s; models: %s", ", ".join(f"{s.name} ({len(s.questions)})" for s in sets),
                 ", ".join(s.label for s in specs))
-    preds = collect_predictions(args, specs, sets, out_dir)
+    # every input is read before the first model loads, so a bad row stops the run at once
+    book_chats, book = open_book_chats(args, sets)
+    general_rows = load_general_text(repo_path(args.general_text)) if args.general_text else None
+    preds = collect_predictions(args, specs, sets, out_dir, book_chats)
     verdicts = judge_predictions(args, sets, preds) if args.judge_model_type else None
+    general = general_text_nll(args, specs, out_dir, general_rows) if general_rows else None
     results = {"headline_metric": "contains", "models": [asdict(s) for s in specs], "sets": {}, "config": asdict(args)}
+    if book is not None:
+        results["open_book"] = book
+    if general is not None:
+        results["general_text"] = general
     for s in sets:
         scores = {}
         for label, replies in preds[s.name].items():

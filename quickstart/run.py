@@ -230,10 +230,13 @@ def finetune_command(args: QuickstartArguments, plan: Plan) -> list[str]:
 
 
 def evaluate_command(args: QuickstartArguments, plan: Plan) -> list[str]:
+    """evaluate.py with the run's paths. The documents go along (--open_book), so the table holds the reading
+    baseline: the base model answering with each question's document in its prompt. With --train_data the
+    documents are not what the model learned, so there is no such row."""
     return [sys.executable, "-m", "evaluation", "--recipe", str(plan.recipe), "--model_name_or_path",
             _model_arg(args.model), "--qa_file", str(plan.held_out), "--control_file", str(plan.control or "none"),
             "--adapters", f"updated={plan.adapter}", "--output_dir", str(plan.run / "eval"),
-            *shlex.split(args.eval_args)]
+            *([] if args.train_data else ["--open_book", str(plan.docs)]), *shlex.split(args.eval_args)]
 
 
 def run(args: QuickstartArguments) -> int:

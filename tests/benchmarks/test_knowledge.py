@@ -28,8 +28,10 @@ def test_bare_entry_runs_the_user_commands_with_paths_recipe_and_seed_only(tmp_p
         assert cmd[cmd.index("--recipe") + 1] == str(tmp_path / "r.yaml")
     flags = {a for cmd in calls for a in cmd if a.startswith("--")}
     assert flags <= {"--recipe", "--data_path", "--save_path", "--", "--seed", "--loss_dir", "--qa_file",
-                     "--control_file", "--adapters", "--output_dir"}, "a training or collection setting outside the recipe"
+                     "--control_file", "--open_book", "--adapters", "--output_dir"}, \
+        "a training or collection setting outside the recipe"
     assert calls[1][calls[1].index("--seed") + 1] == "7"
+    assert calls[2][calls[2].index("--open_book") + 1] == "docs"  # the reading baseline's documents
     assert set(seconds) == {"collect", "fine-tune", "evaluate", "total"}
 
 
@@ -45,6 +47,39 @@ def test_summary_table_gives_mean_and_half_range_over_seeds():
              "control_base": 0.7, "minutes": 30, "note": ""} for s, h in ((42, 0.3), (7, 0.2))]
     table = knowledge.summary_table(json.loads(json.dumps(rows)))
     assert "0.250 ± 0.050" in table and "42,7" in table
+
+
+def test_summary_table_shows_gain_open_book_and_general_text_change():
+    rows = [{"name": "x", "corpus": "external_dev", "seed": s, "held_out": h, "held_out_base": 0.1,
+             "held_out_open_book": 0.4, "control": 0.7, "control_base": 0.7, "general_nll": 2.5,
+             "general_nll_base": 2.4, "general_nll_change_pct": pct, "minutes": 30, "note": ""}
+            for s, h, pct in ((42, 0.5, 4.0), (7, 0.3, 2.0))]
+    old = {"name": "y", "corpus": "dev", "seed": 42, "held_out": 0.3, "held_out_base": 0.0, "control": 0.7,
+           "control_base": 0.7, "minutes": 30, "note": ""}  # a row from before these measures
+    lines = knowledge.summary_table(rows + [old]).splitlines()
+    header = lines[0].split()
+    x = lines[2].split()
+    assert header[5:8] == ["gain", "open-book", "control"] and header[9:11] == ["NLL", "Δ"]
+    assert x[1] == "external_dev" and x[7:9] == ["+0.300", "0.400"] and "+3.00%" in x
+    assert lines[3].split()[5:7] == ["+0.300", "-"]
+
+
+def test_baselines_read_open_book_and_general_text_from_results():
+    results = {"sets": {"q": {"kind": "knowledge", "summary": {"base": {"contains": 0.1}, "updated": {"contains": 0.5},
+                                                               "open_book": {"contains": 0.4}}}},
+               "general_text": {"nll": {"base": 2.0, "updated": 2.1}, "change_pct": {"updated": 5.0}}}
+    assert knowledge.baselines(results) == {"held_out_open_book": 0.4, "general_nll": 2.1, "general_nll_base": 2.0,
+                                            "general_nll_change_pct": 5.0}
+    assert knowledge.baselines({"sets": {"q": {"kind": "knowledge", "summary": {"base": {}, "updated": {}}}}}) == {}
+
+
+def test_external_dev_is_a_corpus():
+    docs, questions, control = knowledge.CORPORA["external_dev"]
+    assert (knowledge.REPO_ROOT / docs / "rhine_course.txt").is_file()
+    assert (knowledge.REPO_ROOT / questions).is_file() and (knowledge.REPO_ROOT / control).is_file()
+    assert knowledge.ExperimentArguments(name="x", corpus="dev,external_dev").corpus == "dev,external_dev"
+    with pytest.raises(ValueError, match="squad"):
+        knowledge.ExperimentArguments(name="x", corpus="dev,squad")
 
 
 def test_summary_table_gives_each_experiment_the_note_of_its_first_run():

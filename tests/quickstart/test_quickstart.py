@@ -92,6 +92,10 @@ def test_documents_without_questions_are_evaluated_on_the_collectors_held_out_sp
     cmd = collect_command(args, plan)
     assert cmd[cmd.index("--eval_fraction") + 1] == str(HELD_OUT_FRACTION)
     assert str(plan.held_out) in evaluate_command(args, plan)
+    evaluate = evaluate_command(args, plan)  # the reading baseline reads the run's documents
+    assert evaluate[evaluate.index("--open_book") + 1] == str(plan.docs)
+    given = QuickstartArguments(run_dir=str(tmp_path / "run3"), docs=str(docs), train_data=str(docs / "a.txt"))
+    assert "--open_book" not in evaluate_command(given, make_plan(given))  # trained on rows, not on these documents
     # The sample documents come with hand-written questions; then nothing is set aside.
     sample = make_plan(QuickstartArguments(run_dir=str(tmp_path / "run2")))
     assert sample.held_out == (ROOT / "examples" / "eval_qa.jsonl").resolve()
