@@ -37,6 +37,18 @@ def read_jsonl(path):
     return [json.loads(line) for line in open(path, encoding="utf-8")]
 
 
+def collect_with_model(model_dir, data_path, out, *flags) -> tuple[int, dict | None]:
+    """The collector's ``main`` with the hf backend on ``model_dir`` (a tiny random model: short replies, one
+    question and one persona per fact, so a run takes seconds); returns the exit code and the run summary."""
+    from pathlib import Path
+
+    rc = collector_main(["--model_name_or_path", str(model_dir), "--data_path", str(data_path), "--save_dir", str(out),
+                         "--max_new_tokens", "12", "--qa_amount_per_fact", "1", "--role_amount_per_fact", "1",
+                         "--max_facts_per_chunk", "3", *flags])
+    summary = Path(out).with_name(Path(out).stem + ".summary.json")
+    return rc, json.loads(summary.read_text())["summary"] if summary.exists() else None
+
+
 @pytest.fixture
 def collect(tmp_path):
     """``collect(*flags, backend=...)`` -> (exit code, backend); small chunks so there are several."""

@@ -1,14 +1,13 @@
 """The hf backend: batching contract on the tiny random model (garbage output must not crash a run), one
 slow run of the real default model over a short document, the CPU dtype that ``auto`` picks, and CPU
 workers that exit with a killed parent."""
-import json
 from pathlib import Path
 
 import pytest
 
 from data_processor.backends import build_backend
 from data_processor.backends.base import SamplingConfig
-from tests.data_processor.conftest import read_jsonl
+from tests.data_processor.conftest import collect_with_model, read_jsonl
 
 
 def _chat(text):
@@ -30,14 +29,9 @@ def test_generate_order_callbacks_and_stats(tiny_model_dir):
 
 
 def test_collection_on_a_garbage_generator_completes(tiny_model_dir, docs_dir, tmp_path):
-    from data_processor.pipeline import main
-
     out = tmp_path / "qa.jsonl"
-    rc = main(["--model_name_or_path", str(tiny_model_dir), "--data_path", str(docs_dir), "--save_dir", str(out),
-               "--max_new_tokens", "12", "--chunk_size_by_token", "64", "--chunk_overlap_tokens", "8",
-               "--qa_amount_per_fact", "1", "--role_amount_per_fact", "1", "--max_facts_per_chunk", "3"])
+    rc, summary = collect_with_model(tiny_model_dir, docs_dir, out, "--chunk_size_by_token", "64", "--chunk_overlap_tokens", "8")
     assert rc == 0
-    summary = json.loads((tmp_path / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["llm_calls"] > 0
     assert sum(c.get("parse_failures", 0) for c in summary["stages"].values()) > 0  # random weights write garbage ...
     for row in read_jsonl(out) if out.exists() else []:  # ... and whatever got through is well-formed

@@ -1,11 +1,10 @@
 """The sample PDF (examples/pdf/docs/): it is what examples/make_sample_pdf.py builds, and the collector reads it end
 to end, with the scripted generator (fast) and with a tiny random model through the real hf backend (slow)."""
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.data_processor.conftest import read_jsonl
+from tests.data_processor.conftest import collect_with_model, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "pdf" / "docs"
@@ -32,14 +31,9 @@ def test_collector_on_the_sample_pdf_with_the_scripted_generator(collect, tmp_pa
 
 @pytest.mark.slow
 def test_collector_on_the_sample_pdf_with_a_tiny_model(tiny_model_dir, tmp_path):
-    from data_processor.pipeline import main
-
     out = tmp_path / "qa.jsonl"
-    rc = main(["--model_name_or_path", str(tiny_model_dir), "--data_path", str(SAMPLE), "--save_dir", str(out),
-               "--max_new_tokens", "12", "--chunk_size_by_token", "128", "--chunk_overlap_tokens", "16",
-               "--qa_amount_per_fact", "1", "--role_amount_per_fact", "1", "--max_facts_per_chunk", "3"])
+    rc, summary = collect_with_model(tiny_model_dir, SAMPLE, out, "--chunk_size_by_token", "128", "--chunk_overlap_tokens", "16")
     assert rc == 0
-    summary = json.loads((tmp_path / "qa.summary.json").read_text())["summary"]
     assert summary["status"] == "complete" and summary["documents"] == ["gettysburg_address.pdf"]
     assert summary["files_skipped"] == [] and summary["chunks"] >= 3 and summary["llm_calls"] > 0
     for row in read_jsonl(out) if out.exists() else []:  # random weights: whatever got through names its page
