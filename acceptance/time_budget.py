@@ -10,8 +10,11 @@ Each run calls the fine-tune launcher (``bash shells/finetune_lora_ds.sh -m MODE
 ``<output_dir>/time_budget.json`` (rewritten after every run, so a crash keeps what was measured).
 
 Full-size runs train with per-GPU batch 32 x gradient accumulation 4, 5 epochs, learning rate 3e-4 and
-LoRA (``FULL_TRAINER_FLAGS``); ``--small`` swaps in ``SMALL_TRAINER_FLAGS``. Flags after a bare ``--``
-are appended to every finetune.py command line, so they win (``python finetune.py --help`` lists them).
+LoRA (``FULL_TRAINER_FLAGS``): the original toolkit's workload, the one the 8 h budget was set for. They
+are passed on top of the recipe (configs/recipes/default.yaml, read by finetune.py), so the time measured
+is that workload's whatever the recipe trains with; the recipe's other settings (replay rows, LoRA shape,
+...) apply. ``--small`` swaps in ``SMALL_TRAINER_FLAGS``. Flags after a bare ``--`` are appended to every
+finetune.py command line, so they win (``python finetune.py --help`` lists them).
 
 Verdict: exit 0 when every run succeeded and the average duration is within ``--budget_hours``;
 exit 1 when a run failed or the average exceeds the budget; exit 2 on bad usage (missing dataset).
@@ -44,7 +47,7 @@ from pathlib import Path
 
 from utils import tables
 from utils.io_utils import atomic_write_json
-from utils.logging_utils import setup_logging
+from utils.logging_utils import redact_command, redact_text, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ class TimeBudgetArguments:
         "help": f"Small mode: default data folder {SMALL_DATA_DIR.relative_to(ROOT)}, batch 4, no accumulation, "
                 "5 steps per run, one process, no checkpoints; runs on a CPU in minutes."})
     model: str = field(default="default", metadata={
-        "aliases": ["-m"], "help": "Model path or 'default' (the embedded SmolLM2-135M)."})
+        "aliases": ["-m", "--model_name_or_path"], "help": "Model path, hub id or 'default' (the embedded SmolLM2-135M)."})
     data_dir: str | None = field(default=None, metadata={
         "help": "Folder with <name>.jsonl datasets (default: datasets; with --small: examples/datasets)."})
     names: list[str] = field(default_factory=lambda: list(DEFAULT_NAMES), metadata={
@@ -181,12 +184,6 @@ def build_command(args: TimeBudgetArguments, name: str, dataset: Path, run_dir: 
     return cmd + list(args.extra)
 
 
-def redact(cmd: list[str]) -> str:
-    """The command as a shell line, with the wandb key hidden."""
-    shown = ["***" if i > 0 and cmd[i - 1] == "--wandb_key" else c for i, c in enumerate(cmd)]
-    return shlex.join(shown)
-
-
 def allowance_for(index: int, budget_s: float, used_s: float) -> float:
     """Seconds run ``index`` (0-based) may take so the average still fits if later runs take ``budget_s``.
 
@@ -213,7 +210,7 @@ def _read_projection(run_dir: Path, since: float) -> dict | None:
 def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return "".join(fh.readlines()[-lines:])
+            return redact_text("".join(fh.readlines()[-lines:]))
     except OSError as exc:
         return f"(cannot read {path}: {exc.strerror})"
 
@@ -242,7 +239,7 @@ def run_one(result: RunResult) -> None:
     result.start = datetime.fromtimestamp(t0).isoformat(timespec="seconds")
     logger.info("%s: started; log %s", result.name, log_path)
     with open(log_path, "w", encoding="utf-8") as log:
-        log.write(f"$ {redact(result.command)}\n")
+        log.write(f"$ {redact_command(result.command)}\n")
         log.flush()
         try:
             proc = subprocess.Popen(result.command, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -351,7 +348,7 @@ def _save(path: Path, args: TimeBudgetArguments, results: list[RunResult], finis
         "budget_hours": args.budget_hours,
         "small": args.small,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "runs": [dict(asdict(r), command=redact(r.command)) for r in results],
+        "runs": [dict(asdict(r), command=redact_command(r.command)) for r in results],
     })
 
 
@@ -398,7 +395,7 @@ def _run(args: TimeBudgetArguments) -> int:
     if args.dry_run:
         for r in results:
             r.allowance_hours = args.budget_hours
-            print(redact(build_command(args, r.name, Path(r.dataset), Path(r.output_dir), args.budget_hours)))
+            print(redact_command(build_command(args, r.name, Path(r.dataset), Path(r.output_dir), args.budget_hours)))
         return 0
 
     json_path = out_dir / "time_budget.json"
@@ -411,7 +408,7 @@ def _run(args: TimeBudgetArguments) -> int:
             used = sum(x.duration_s or 0.0 for x in results[:i])
             r.allowance_hours = allowance_for(i, budget_s, used) / 3600
             r.command = build_command(args, r.name, Path(r.dataset), Path(r.output_dir), r.allowance_hours)
-            logger.info("run %d/%d: %s", i + 1, len(results), redact(r.command))
+            logger.info("run %d/%d: %s", i + 1, len(results), redact_command(r.command))
             _save(json_path, args, results, finished=False)
             run_one(r)
             logger.info("%s: %s in %s%s", r.name, r.status, _hms(r.duration_s), f" ({r.detail})" if r.detail else "")

@@ -13,7 +13,6 @@ visible CUDA devices).
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetuning.precision import parse_bf16
+from utils.logging_utils import redact_command
 from utils.recipe import REPO_ROOT, repo_path
 
 COLLECT_HINT = "Make it with: bash shells/collect_data.sh  (or pass -d FILE)"
@@ -64,7 +64,7 @@ def parse(argv: list[str]) -> tuple[LaunchArguments, list[str]]:
     except ValueError as exc:
         parser.error(str(exc))
     if unknown:
-        parser.error(f"unknown flag(s) {' '.join(unknown)} (finetune.py flags go after --)")
+        parser.error(f"unknown flag(s) {redact_command(unknown)} (finetune.py flags go after --)")
     return args, extra
 
 
@@ -95,15 +95,6 @@ def layout(nproc: int | None, environ: dict) -> tuple[int, dict]:
     env["DS_ACCELERATOR"] = "cpu"
     env["OMP_NUM_THREADS"] = environ.get("OMP_NUM_THREADS") or str(max(1, cores // procs))
     return procs, env
-
-
-def redact(args: list[str]) -> str:
-    """The command as printed: the value of any --key replaced, so secrets never reach a log."""
-    shown, hide = [], False
-    for a in args:
-        shown.append("***" if hide else ("--key=***" if a.startswith("--key=") else a))
-        hide = a == "--key"
-    return shlex.join(shown)
 
 
 def build(argv: list[str], environ: dict | None = None) -> tuple[list[str], list[str], dict]:
@@ -156,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     wandb = "online" if full_env.get("WANDB_API_KEY") else "offline"
     print(f"[finetune] nproc_per_node={procs} NNODES={full_env.get('NNODES', '1')} NODE_RANK={full_env.get('NODE_RANK', '0')} "
           f"wandb={wandb}", flush=True)
-    print(f"[finetune] {redact(prepare[1:])}", flush=True)
+    print(f"[finetune] {redact_command(prepare[1:])}", flush=True)
     # One process with every core builds the replay rows; the torchrun processes then find them cached.
     # On several nodes each node's launcher does this for its own processes.
     rc = subprocess.call(prepare, env={**full_env, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
                          if "DS_ACCELERATOR" in env else full_env)
     if rc != 0:
         return rc
-    print(f"[finetune] torchrun {redact(torchrun[3:])}", flush=True)
+    print(f"[finetune] torchrun {redact_command(torchrun[3:])}", flush=True)
     os.execvpe(torchrun[0], torchrun, full_env)
     return 0  # not reached
 

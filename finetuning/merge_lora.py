@@ -33,6 +33,7 @@ class MergeArguments:
     adapter: str = field(metadata={"help": "Folder with adapter_config.json (finetune.py --output_dir)."})
     output: str = field(metadata={"help": "Folder for the merged checkpoint (replaced if present)."})
     base: str | None = field(default=None, metadata={
+        "aliases": ["--model_name_or_path"],
         "help": "Base model ('default', folder or hub id); default: from the adapter."})
     dtype: str = field(default="float32", metadata={"choices": list(DTYPES), "help": "Dtype of the merged weights."})
     gguf: str | None = field(default=None, metadata={

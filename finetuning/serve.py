@@ -5,33 +5,54 @@
     python -m finetuning.serve --adapter ADAPTER --lora_gguf             # base GGUF + the GGUF LoRA, applied at load
     python -m finetuning.serve --model default --alias base --port 8081  # the base model, to compare with
 
-It exports the GGUF first when it is missing or stale (finetuning/export.py; the stamps say), then replaces
-itself with ``python -m llama_cpp.server``. No ``--chat_format`` is passed, so llama-cpp-python renders
+It checks that llama-cpp-python's server can run, exports the GGUF when it is missing or stale
+(finetuning/export.py; the stamps say), starts ``python -m llama_cpp.server`` with its output in
+``<gguf folder>/server-<port>.log``, and says "serving" once the server answers ``/v1/models``; Ctrl-C
+(or SIGTERM) stops both. No ``--chat_format`` is passed, so llama-cpp-python renders
 every request with the chat template stored in the GGUF: the one the model was trained with.
 ``--last_n_tokens_size 0`` switches off the repeat penalty that llama-cpp-python's server applies to every
 chat request by default (1.1 over the last 64 tokens, prompt included; OpenAI clients cannot send the
 field): with it, a greedy request decodes like the in-process evaluation (measured: one sample question's
 founding year changed from 1992 to 1982 under the penalty). Evaluate the running server with
 ``python evaluate.py --served updated=http://127.0.0.1:8080/v1,updated``.
-llama-cpp-python[server] is in requirements-test.txt (``shells/install.sh`` builds it, about 5 minutes once).
+llama-cpp-python[server] is an install option: ``KU_WITH_SERVE=1 bash shells/install.sh`` builds it once
+(about 5 minutes on 2 cores, portable CPU flags); ``KU_WITH_TEST_DEPS=1`` includes it.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetuning.export import GGUF_TYPES, ExportError, export_gguf
 from utils.llama_server import LlamaServer
+from utils.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
 #: no repeat-penalty window: plain greedy decoding, as in the evaluation (see the module docstring)
 GREEDY_ARGS = ["--last_n_tokens_size", "0"]
+#: the install.sh switch that adds the server (it builds llama.cpp with portable CPU flags), and the command
+SERVE_SWITCH = "KU_WITH_SERVE=1"
+INSTALL_COMMAND = f"{SERVE_SWITCH} bash shells/install.sh"
+
+
+def server_import_error() -> str | None:
+    """Why ``python -m llama_cpp.server`` cannot run in this Python, or None when it can.
+
+    Imports the module that command runs (and so fastapi, uvicorn and llama.cpp's library), not just
+    ``llama_cpp``: a llama-cpp-python installed without its ``[server]`` extra fails here too."""
+    try:
+        importlib.import_module("llama_cpp.server.__main__")
+    except (ImportError, OSError, RuntimeError) as exc:  # RuntimeError/OSError: libllama failed to load
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass
@@ -52,8 +73,10 @@ class ServeArguments:
     alias: str = field(default="updated", metadata={"help": "The model name clients ask for."})
     n_ctx: int = field(default=2048, metadata={"help": "Context length."})
     n_threads: int = field(default=0, metadata={"help": "llama.cpp threads (0: llama.cpp's own choice)."})
+    start_timeout: float = field(default=300.0, metadata={
+        "help": "Seconds to wait for the server to answer /v1/models before giving up."})
     dry_run: bool = field(default=False, metadata={
-        "help": "Export if needed and print the server command; do not start it."})
+        "help": "Export if needed and print the server command; do not start it (needs no server installed)."})
 
 
 def server_command(gguf: str | Path, *, host: str = "127.0.0.1", port: int = 8080, alias: str = "updated",
@@ -70,15 +93,20 @@ def server_command(gguf: str | Path, *, host: str = "127.0.0.1", port: int = 808
 
 
 class UpdatedModelServer(LlamaServer):
-    """:class:`~utils.llama_server.LlamaServer` started the way this command starts it (no repeat penalty,
-    optionally a GGUF LoRA): for tests and benchmarks that serve a model in the background."""
+    """:class:`~utils.llama_server.LlamaServer` started as :func:`server_command` starts it (no repeat
+    penalty, optionally a GGUF LoRA, any ``host``): this command's server, and that of tests and benchmarks
+    that serve a model in the background."""
 
-    def __init__(self, gguf: str | Path, log_path: str | Path, *, lora: str | Path | None = None, **kwargs):
+    def __init__(self, gguf: str | Path, log_path: str | Path, *, lora: str | Path | None = None,
+                 host: str = "127.0.0.1", **kwargs):
         super().__init__(gguf, log_path, **kwargs)
-        self.lora = lora
+        self.lora, self.host = lora, host
+        # 0.0.0.0 listens everywhere, 127.0.0.1 included: the health check and the printed URL use that.
+        self.base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.port}/v1"
 
     def command(self) -> list[str]:
-        return super().command() + GREEDY_ARGS + (["--lora_path", str(self.lora)] if self.lora else [])
+        return server_command(self.gguf, host=self.host, port=self.port, alias=self.alias, n_ctx=self.n_ctx,
+                              n_threads=self.threads or 0, lora=self.lora)
 
 
 def parse_args(argv: list[str] | None = None) -> ServeArguments:
@@ -90,10 +118,16 @@ def parse_args(argv: list[str] | None = None) -> ServeArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export if needed, then run the server in place of this process (with --dry_run: print its command).
-    Exit 2 for bad input, a failed export or llama-cpp-python[server] missing."""
+    """Check the server can run, export if needed, start the server and wait on it in the foreground (with
+    --dry_run: export and print its command). Exit 2 for bad input, a failed export or the server missing,
+    1 when the server does not come up or dies, 130 when stopped by Ctrl-C or SIGTERM."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
+    if not args.dry_run and (why := server_import_error()):
+        # Before the export: a missing server should not cost a minute of export first.
+        logger.error("llama-cpp-python[server] cannot run in %s (%s). Install it once with:\n  %s\nthen run "
+                     "this again.", sys.prefix, why, INSTALL_COMMAND)
+        return 2
     try:
         res = export_gguf(args.adapter, args.output, model=args.model, base=args.base, gguf_type=args.gguf_type,
                           lora_gguf=args.lora_gguf)
@@ -101,23 +135,35 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 2
     gguf, lora = (res.base_gguf, res.lora_gguf) if args.lora_gguf else (res.gguf, None)
-    cmd = server_command(gguf, host=args.host, port=args.port, alias=args.alias, n_ctx=args.n_ctx,
-                         n_threads=args.n_threads, lora=lora)
-    url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}/v1"
-    print(shlex.join(cmd))
-    print(f"serving {gguf}{f' + {lora}' if lora else ''} at {url} as model '{args.alias}'; evaluate it with:\n"
-          f"  python evaluate.py --served {args.alias}={url},{args.alias}", flush=True)
+    server = UpdatedModelServer(gguf, Path(gguf).parent / f"server-{args.port}.log", lora=lora, host=args.host,
+                                port=args.port, alias=args.alias, n_ctx=args.n_ctx, threads=args.n_threads or None,
+                                start_timeout=args.start_timeout)
+    evaluate = f"python evaluate.py --served {args.alias}={server.base_url},{args.alias}"
+    print(shlex.join(server.command()), flush=True)
     if args.dry_run:
+        print(f"dry run: not started. Once it serves, evaluate it with:\n  {evaluate}", flush=True)
         return 0
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM stops the server too
     try:
-        import llama_cpp.server  # noqa: F401 - only to fail with a hint rather than a traceback
-    except ImportError:
-        logger.error("llama-cpp-python[server] is not installed: pip install -r requirements-test.txt "
-                     "(or bash shells/install.sh), then run this again")
-        return 2
-    # Replace this process: Ctrl-C and signals from a supervisor then reach the server itself.
-    os.execv(sys.executable, cmd)
-    return 0  # not reached
+        server.__enter__()  # returns once /v1/models answers
+        print(f"serving {gguf}{f' + {lora}' if lora else ''} at {server.base_url} as model '{args.alias}' "
+              f"(log: {server.log_path}; Ctrl-C stops it); evaluate it with:\n  {evaluate}", flush=True)
+        code = server.proc.wait()
+        logger.error("the server exited with %s; see %s", code, server.log_path)
+        return 1
+    except RuntimeError as exc:  # it exited or did not answer while starting; the message names the log
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        logger.info("stopped")
+        return 130
+    finally:  # also when interrupted while starting, before a with-block would own the process
+        server.__exit__(None, None, None)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from evaluation.report import results_table
 from utils.io_utils import atomic_write_json
+from utils.logging_utils import redact_argv, redact_command, redact_obj
 from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, load_recipe, repo_path
 from utils.stamps import file_digest, is_current, mark_current
 from utils.tables import format_table
@@ -50,7 +51,7 @@ class QuickstartArguments:
     run_dir: str | None = field(default=None, metadata={
         "help": "Run folder (default runs/quickstart-<timestamp>); give an existing one to resume it."})
     model: str = field(default="default", metadata={
-        "aliases": ["-m"], "help": "Model to update: 'default' (embedded SmolLM2-135M-Instruct), a folder or a hub id."})
+        "aliases": ["-m", "--model_name_or_path"], "help": "Model to update: 'default' (embedded SmolLM2-135M-Instruct), a folder or a hub id."})
     generator: str | None = field(default=None, metadata={"help": "Model that writes the QA data (default: --model)."})
     generator_type: str = field(default="hf", metadata={
         "help": "Collection backend: hf, vllm (CUDA) or api (OpenAI-compatible server)."})
@@ -151,7 +152,7 @@ class Runner:
 
     def call(self, cmd: list[str], env: dict | None = None) -> int:
         """Run ``cmd`` from the repository root, streaming its output to the terminal and the log."""
-        self.say("$ " + shlex.join(cmd))
+        self.say("$ " + redact_command(cmd))
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env={**os.environ, **(env or {})})
@@ -247,7 +248,7 @@ def run(args: QuickstartArguments) -> int:
     runner.say(f"run folder {plan.run} (resume an interrupted run with: bash shells/quickstart.sh --run_dir {plan.run})")
     runner.say(f"model={args.model} generator={args.generator or args.model} ({args.generator_type}) docs={plan.docs} "
                f"recipe={plan.recipe}")
-    atomic_write_json(plan.run / "command.json", {"argv": sys.argv[1:], "arguments": asdict(args)})
+    atomic_write_json(plan.run / "command.json", redact_obj({"argv": sys.argv[1:], "arguments": asdict(args)}))
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
            "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
     recipe = load_recipe(plan.recipe)
@@ -266,7 +267,7 @@ def run(args: QuickstartArguments) -> int:
         runner.stage("collect (given data)", plan.qa, {"train_data": file_digest(src)}, copy_given)
     else:
         cmd = collect_command(args, plan)
-        key = {"docs": _docs_key(plan.docs), "recipe": recipe.get("collect", {}), "cmd": cmd[3:]}
+        key = {"docs": _docs_key(plan.docs), "recipe": recipe.get("collect", {}), "cmd": redact_argv(cmd[3:])}
 
         def collect():
             _check(runner.call(cmd, env), "collection", runner.log_path)
@@ -279,7 +280,8 @@ def run(args: QuickstartArguments) -> int:
     runner.say(f"{rows} training rows in {plan.qa}")
 
     cmd = finetune_command(args, plan)
-    key = {"data": file_digest(plan.qa), "recipe": recipe.get("finetune", {}), "cmd": cmd[3:]}
+    # The stamp file holds its key: commands go in redacted (a wandb key does not change the model).
+    key = {"data": file_digest(plan.qa), "recipe": recipe.get("finetune", {}), "cmd": redact_argv(cmd[3:])}
 
     def finetune():
         _check(runner.call(cmd, env), "fine-tuning", runner.log_path)
@@ -292,7 +294,7 @@ def run(args: QuickstartArguments) -> int:
         raise StageFailed(f"no held-out questions to ask ({plan.held_out}); pass --eval_qa FILE")
     cmd = evaluate_command(args, plan)
     key = {"adapter": file_digest(plan.adapter / "train_summary.json"), "held_out": file_digest(plan.held_out),
-           "recipe": recipe.get("evaluate", {}), "cmd": cmd[3:]}
+           "recipe": recipe.get("evaluate", {}), "cmd": redact_argv(cmd[3:])}
 
     def evaluate():
         _check(runner.call(cmd, env), "evaluation", runner.log_path)
@@ -307,12 +309,28 @@ def run(args: QuickstartArguments) -> int:
                                                         [[t["stage"], f"{t['seconds']:.0f}", t["status"]]
                                                          for t in runner.timings]))
     runner.say(f"report: {plan.run / 'eval' / 'report.md'}  scores: {plan.run / 'eval' / 'results.json'}")
-    # The point of the run is a model to use: the one command that serves it (docs/serving.md).
-    model = shlex.quote(str(plan.adapter))
-    serve = (f"--adapter {model}" if (plan.adapter / "adapter_config.json").is_file()  # else --use_lora False
-             else f"--model {model} --output {shlex.quote(str(plan.adapter / 'gguf'))}")
-    runner.say(f"serve the updated model at http://127.0.0.1:8080/v1 (llama.cpp): python -m finetuning.serve {serve}")
+    for line in serve_hint(plan.adapter):
+        runner.say(line)
     return 0
+
+
+def serve_hint(adapter: Path) -> list[str]:
+    """The commands that serve the updated model (README "Use your updated model"; docs/serving.md), to be
+    typed in the user's shell: that shell needs the venv active, and the server installed once (an install
+    option that the quickstart's own install leaves out)."""
+    from finetuning.serve import SERVE_SWITCH, server_import_error
+
+    model = shlex.quote(str(adapter))
+    serve = (f"--adapter {model}" if (adapter / "adapter_config.json").is_file()  # else --use_lora False
+             else f"--model {model} --output {shlex.quote(str(adapter / 'gguf'))}")
+    install = os.path.relpath(REPO_ROOT / "shells" / "install.sh")
+    if install.startswith(".."):
+        install = str(REPO_ROOT / "shells" / "install.sh")
+    ready = server_import_error() is None
+    return [f"serve the updated model at http://127.0.0.1:8080/v1 (llama.cpp), from a shell with the venv active"
+            + ("" if ready else " and the server installed (once: it builds llama.cpp, about 5 minutes)")
+            + f": {'' if ready else SERVE_SWITCH + ' '}source {shlex.quote(install)}",
+            f"then: python -m finetuning.serve {serve}"]
 
 
 def parse_args(argv: list[str] | None = None) -> QuickstartArguments:

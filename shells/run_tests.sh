@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (idempotent) and run the test suite. CI runs exactly this.
-#   bash shells/run_tests.sh                 # whole suite (about 30 min on 2 CPU cores)
+#   bash shells/run_tests.sh                 # whole suite (its time on 2 CPU cores: README, "Start here")
 #   bash shells/run_tests.sh -m "not slow"   # fast subset; any pytest arguments pass through
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
