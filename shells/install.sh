@@ -9,11 +9,12 @@
 #   KU_NO_INSTALL=1        install nothing; only activate the venv when there is one (a prepared environment)
 #   KU_SKIP_MODEL=1        do not prepare the embedded default model
 #   KU_USE_CURRENT_ENV=1   install into the active Python instead of creating a venv
-#   KU_WITH_TEST_DEPS=1    also install requirements-test.txt (run_tests.sh sets it; llama-cpp-python
-#                          builds from source once, about 5 minutes on 2 cores)
+#   KU_WITH_SERVE=1        also install llama-cpp-python[server], what `python -m finetuning.serve` runs
+#                          (llama.cpp builds from source once, about 5 minutes on 2 cores)
+#   KU_WITH_TEST_DEPS=1    also install requirements-test.txt (run_tests.sh sets it; includes the server above)
 #   KU_LLAMA_CMAKE_ARGS    llama.cpp build flags for that build (default: portable AVX2, see below)
 
-# llama.cpp's CMake flags for llama-cpp-python (test requirements). Its default, -march=native, dies
+# llama.cpp's CMake flags for llama-cpp-python (serving and tests). Its default, -march=native, dies
 # with SIGILL on virtual machines whose CPUID advertises AVX-512/AMX the guest cannot execute; its
 # runtime CPU-variant dispatch (GGML_CPU_ALL_VARIANTS) trusts the same CPUID bits, so it is no cure.
 # x86-64 builds for AVX2+FMA+F16C (every x86 server since 2015); other CPUs get the generic build.
@@ -57,7 +58,8 @@ _ku_install() (
   else
     echo "[install] requirements up to date ($prefix)"
   fi
-  if [[ "${KU_WITH_TEST_DEPS:-0}" == "1" && -f "$root/requirements-test.txt" ]]; then
+  if [[ "${KU_WITH_SERVE:-0}" == "1" || "${KU_WITH_TEST_DEPS:-0}" == "1" ]]; then
+    # The one llama-cpp-python pin (pyproject.toml's `serve` extra repeats it; a test keeps them equal).
     local llama_req; llama_req="$(grep -E '^llama-cpp-python' "$root/requirements-test.txt")"
     local llama_args; llama_args="$(_ku_llama_cmake_args)"
     # The build flags are part of the stamp: changing KU_LLAMA_CMAKE_ARGS rebuilds llama.cpp, once.
@@ -66,8 +68,13 @@ _ku_install() (
       echo "[install] building $llama_req with CMAKE_ARGS=\"$llama_args\" (compiles once: about 5 minutes)"
       # --no-cache-dir: pip would otherwise reuse the wheel it built earlier whatever CMAKE_ARGS says.
       CMAKE_ARGS="$llama_args" python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$llama_req"
+      # Then the server's own dependencies (fastapi, uvicorn, ...): the build above is already the pinned
+      # version, so pip only adds what is missing and builds nothing.
+      python -m pip install --quiet "$llama_req"
       echo "$lstamp" > "$prefix/.ku_llama_stamp"
     fi
+  fi
+  if [[ "${KU_WITH_TEST_DEPS:-0}" == "1" && -f "$root/requirements-test.txt" ]]; then
     local tstamp; tstamp="$(sha256sum "$root/requirements-test.txt" | cut -d' ' -f1)"
     if [[ ! -f "$prefix/.ku_test_stamp" || "$(cat "$prefix/.ku_test_stamp")" != "$tstamp" ]]; then
       echo "[install] installing test requirements"
