@@ -327,7 +327,7 @@ def print_summary(summary: RunSummary, path) -> None:
                    for name, counters in s["stages"].items()]
     lines = [
         f"files read        {s['files']} ({len(s['files_skipped'])} skipped)",
-        *([f"skipped by reason " + ", ".join(f"{k} {v}" for k, v in s["files_skipped_by_reason"].items())]
+        *(["skipped by reason " + ", ".join(f"{k} {v}" for k, v in s["files_skipped_by_reason"].items())]
           if s["files_skipped_by_reason"] else []),
         f"chunks            {s['chunks']}",
         *stage_lines,

@@ -300,6 +300,14 @@ def test_bad_html_and_lying_extensions(tmp_path, name, content, reason, words):
     assert err.value.reason == reason and str(err.value).startswith(f"{name}: ") and words in str(err.value)
 
 
+def test_an_office_file_under_another_office_suffix(tmp_path):
+    (tmp_path / "deck.docx").write_bytes(make_pptx(tmp_path / "deck.pptx").read_bytes())
+    with pytest.raises(ReadError, match=r"^deck\.docx: not a \.docx file although named so: its content looks like a "
+                                        r"\.pptx file$") as err:
+        read_document(tmp_path / "deck.docx", name="deck.docx")
+    assert err.value.reason == read.WRONG_SUFFIX
+
+
 def test_a_txt_that_mentions_the_pdf_header_is_text(tmp_path):
     (tmp_path / "a.txt").write_text("A PDF file starts with %PDF-1.7 and a comment line.")
     assert read_document(tmp_path / "a.txt").startswith("A PDF file")
