@@ -220,6 +220,20 @@ def test_a_scanned_page_among_text_pages_is_logged_and_the_rest_kept(tmp_path, c
     assert "mixed.pdf: pages 2 have no text" in caplog.text and "ocrmypdf" in caplog.text
 
 
+def test_a_two_column_page_is_read_column_by_column(tmp_path):
+    pdf = new_pdf()
+    pdf.add_page()
+    left = " ".join(f"Left sentence {i} is about the glacier near the northern station." for i in range(12))
+    right = " ".join(f"Right sentence {i} is about the harbour and its old stone pier." for i in range(12))
+    with pdf.text_columns(ncols=2, gutter=10) as columns:
+        columns.write(text=left)
+        columns.new_column()
+        columns.write(text=right)
+    pdf.output(str(tmp_path / "columns.pdf"))
+    text = " ".join(read_document(tmp_path / "columns.pdf").split())
+    assert text == f"{left} {right}"  # layout mode would interleave the lines of the two columns
+
+
 def test_header_footer_and_page_number_lines():
     bodies = ["The harbour opened in 1911.", "Its pier is 340 metres long.", "Boats still land there."]
     pages = [["  Annual report 2023  ", "", body, "", f"Page {n} of 3"] for n, body in enumerate(bodies, 1)]
