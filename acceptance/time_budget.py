@@ -120,7 +120,7 @@ class TimeBudgetArguments:
     launcher: str = field(default=DEFAULT_LAUNCHER, metadata={
         "help": "Launcher command, split like a shell would (default: bash shells/finetune_lora_ds.sh)."})
     deepspeed: str | None = field(default=None, metadata={
-        "help": "DeepSpeed JSON passed to the launcher (default: its own)."})
+        "help": "DeepSpeed JSON passed to the launcher (default: none, plain DDP)."})
     nproc: int | None = field(default=None, metadata={
         "help": "Processes per node for the launcher (default: its detection; 1 with --small)."})
     wandb_key: str | None = field(default=None, metadata={"help": "Passed to the launcher; never printed."})

@@ -3,7 +3,7 @@
     python -m finetuning.serve --adapter runs/quickstart-X/adapter       # http://127.0.0.1:8080/v1, model 'updated'
     python -m finetuning.serve --adapter ADAPTER --gguf_type f16 --port 8000
     python -m finetuning.serve --adapter ADAPTER --lora_gguf             # base GGUF + the GGUF LoRA, applied at load
-    python -m finetuning.serve --model default --alias base --port 8081  # the base model, to compare with
+    python -m finetuning.serve --model default --output out/base-gguf --alias base --port 8081  # the base, to compare
 
 It checks that llama-cpp-python's server can run, exports the GGUF when it is missing or stale
 (finetuning/export.py; the stamps say), starts ``python -m llama_cpp.server`` with its output in
