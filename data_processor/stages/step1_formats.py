@@ -95,7 +95,9 @@ def is_multicolumn(lines: list[str]) -> bool:
     such a page is read in the PDF's content order instead, which keeps each column whole."""
     filled = [line for line in lines if line.strip()]
     split = [c for c in (_cells(line) for line in filled) if len(c) == 2]
-    return len(filled) >= 6 and len(split) >= 0.6 * len(filled) and sum(len(a) + len(b) for a, b in split) / (2 * len(split)) >= 25
+    if len(filled) < 6 or len(split) < 0.6 * len(filled):
+        return False
+    return sum(len(a) + len(b) for a, b in split) / (2 * len(split)) >= 25
 
 
 def join_lines(lines: list[str]) -> str:
@@ -110,10 +112,10 @@ def join_lines(lines: list[str]) -> str:
 
 def _join(before: str, after: str, sep: str) -> str:
     """``before`` + ``after`` across a line or page break: a word cut by a hyphen before a lower-case letter
-    is joined ("vil-" "lages"); a hyphen before a capital or digit is kept, without a space
-    ("Norrgaard-" "Quint")."""
-    if re.search(r"[^\W\d_]-$", before):
-        return (before[:-1] if after[:1].islower() else before) + after
+    is joined ("vil-" "lages"); any other hyphen after a letter or digit is kept, without a space
+    ("Norrgaard-" "Quint", "1902-" "03")."""
+    if re.search(r"\w-$", before):
+        return (before[:-1] if after[:1].islower() and before[-2].isalpha() else before) + after
     return before + sep + after
 
 
@@ -302,7 +304,8 @@ def read_pptx(path: Path, label: str) -> list[tuple[str, str]]:
         for i, slide in enumerate(deck.slides, start=1):
             blocks = [b for s in _reading_order(slide.shapes) for b in _shape_blocks(s)]
             if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
-                blocks += [t for t in (" ".join(p.text.split()) for p in slide.notes_slide.notes_text_frame.paragraphs) if t]
+                notes = slide.notes_slide.notes_text_frame.paragraphs
+                blocks += [t for t in (" ".join(p.text.split()) for p in notes) if t]
             slides.append((f"s{i}", "\n\n".join(blocks)))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ReadError(f"{label}: not a valid .pptx file ({type(exc).__name__}: {exc})", CORRUPT) from exc

@@ -30,7 +30,8 @@ def test_generate_order_callbacks_and_stats(tiny_model_dir):
 
 def test_collection_on_a_garbage_generator_completes(tiny_model_dir, docs_dir, tmp_path):
     out = tmp_path / "qa.jsonl"
-    rc, summary = collect_with_model(tiny_model_dir, docs_dir, out, "--chunk_size_by_token", "64", "--chunk_overlap_tokens", "8")
+    rc, summary = collect_with_model(tiny_model_dir, docs_dir, out, "--chunk_size_by_token", "64",
+                                     "--chunk_overlap_tokens", "8")
     assert rc == 0
     assert summary["status"] == "complete" and summary["llm_calls"] > 0
     assert sum(c.get("parse_failures", 0) for c in summary["stages"].values()) > 0  # random weights write garbage ...

@@ -285,7 +285,8 @@ def test_a_run_of_several_waves_projects_its_time_from_a_small_first_wave(collec
     projected = [i for i, m in enumerate(lines) if m.startswith("projected time: about ")]
     assert len(projected) == 1 and lines.index(waves[0]) < projected[0] < lines.index(waves[1])
     total = json.loads((tmp_path / "o.summary.json").read_text())["summary"]["chunks"]
-    assert f"more for the other {total - FIRST_WAVE_CHUNKS} chunks (the first wave, {FIRST_WAVE_CHUNKS} chunks" in lines[projected[0]]
+    expected = f"more for the other {total - FIRST_WAVE_CHUNKS} chunks (the first wave, {FIRST_WAVE_CHUNKS} chunks"
+    assert expected in lines[projected[0]]
     # Run again: every reply comes from the cache, so no wave sets a pace and nothing is projected.
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="data_processor.pipeline"):

@@ -32,7 +32,8 @@ def test_collector_on_the_sample_pdf_with_the_scripted_generator(collect, tmp_pa
 @pytest.mark.slow
 def test_collector_on_the_sample_pdf_with_a_tiny_model(tiny_model_dir, tmp_path):
     out = tmp_path / "qa.jsonl"
-    rc, summary = collect_with_model(tiny_model_dir, SAMPLE, out, "--chunk_size_by_token", "128", "--chunk_overlap_tokens", "16")
+    rc, summary = collect_with_model(tiny_model_dir, SAMPLE, out, "--chunk_size_by_token", "128",
+                                     "--chunk_overlap_tokens", "16")
     assert rc == 0
     assert summary["status"] == "complete" and summary["documents"] == ["gettysburg_address.pdf"]
     assert summary["files_skipped"] == [] and summary["chunks"] >= 3 and summary["llm_calls"] > 0

@@ -23,7 +23,8 @@ from data_processor.stages.step1_read import ReadError, read_document, read_fold
 from data_processor.stages.step2_chunk import WordCounter, chunk_text
 
 ROOT = Path(__file__).resolve().parents[3]
-TABLE = [("Model", "Weight", "Price"), ("Emberlark Mini", "9 kg", "399 euros"), ("Emberlark Pro", "27 kg", "1,190 euros")]
+TABLE = [("Model", "Weight", "Price"), ("Emberlark Mini", "9 kg", "399 euros"),
+         ("Emberlark Pro", "27 kg", "1,190 euros")]
 TABLE_SENTENCES = ("For model Emberlark Mini, the weight is 9 kg and the price is 399 euros.\n"
                    "For model Emberlark Pro, the weight is 27 kg and the price is 1,190 euros.")
 
@@ -247,7 +248,8 @@ def test_header_footer_and_page_number_lines():
 
 def test_lines_join_into_paragraphs_and_hyphens():
     assert join_lines(["  sunny mountain vil-", "lages   of Lorsk."]) == "sunny mountain villages of Lorsk."
-    assert join_lines(["Ilsabet Norrgaard-", "Quint was born in 1902-", "03."]) == "Ilsabet Norrgaard-Quint was born in 1902- 03."
+    assert join_lines(["Ilsabet Norrgaard-", "Quint worked in 1902-", "03 and 1905 -", "in Tromhavn."]) == (
+        "Ilsabet Norrgaard-Quint worked in 1902-03 and 1905 - in Tromhavn.")
     assert page_blocks(["First line", "second line.", "", "", "Next paragraph."]) == [
         "First line second line.", "Next paragraph."]
 
@@ -367,7 +369,8 @@ def test_one_document_gives_the_same_chunks_as_txt_docx_pdf_and_html(tmp_path):
 
     result = read_folder(d)
     assert result.problems == [] and [doc.name for doc in result.docs] == ["doc.docx", "doc.html", "doc.pdf", "doc.txt"]
-    chunked = {doc.name: [" ".join(c.text.split()) for c in chunk_text(doc.text, WordCounter(), 40, 8, doc.name, doc.pages)]
+    chunked = {doc.name: [" ".join(c.text.split())
+                          for c in chunk_text(doc.text, WordCounter(), 40, 8, doc.name, doc.pages)]
                for doc in result.docs}
     assert len(chunked["doc.txt"]) > 5
     for name in ("doc.docx", "doc.pdf", "doc.html"):
