@@ -1,7 +1,8 @@
-"""Fine-tuning throughput: fixed-length padding vs dynamic batching vs packing, threads vs processes, FLOP/s.
+"""Fine-tuning throughput: fixed-length padding vs dynamic batching vs packing, threads vs processes, bf16 vs fp32, FLOP/s.
 
     python -m benchmarks.bench_finetune                      # default model, examples/datasets, ~10 min on 2 CPU cores
-    python -m benchmarks.bench_finetune --quick              # fewer steps/rounds, no torchrun part (~3 min)
+    python -m benchmarks.bench_finetune --quick              # fewer steps/rounds, no finetune.py parts (~3 min)
+    python -m benchmarks.bench_finetune --skip_batching --skip_parallel   # part 3 only: bf16 vs fp32, 40 steps
     python -m benchmarks.bench_finetune --model_name_or_path /path/to/tiny --quick --in_process   # smoke test
 
 Part 1 (batching) trains a fresh LoRA (finetune.py's defaults) for --steps optimizer steps per variant,
@@ -17,8 +18,11 @@ The variants run interleaved (a, b, c, a, b, c ...), each in its own process so 
 its own, and the machine's background load hits them alike; ratios are taken per round then averaged.
 Part 2 (parallelism) runs finetune.py itself for the same steps and global batch as 1 process x 2
 threads and as 2 processes x 1 thread (torchrun, gloo), interleaved, and reads its train_summary.json.
+Part 3 (precision) runs finetune.py for --precision_steps steps in --precision_layout with its default
+--bf16 auto and with --bf16 False, interleaved, and measures right before each run this host's fp32 and bf16
+matmul peaks (utils/flops.measure_matmul_peak in as many processes and threads as the run, at once, summed).
 FLOP/s: training_flops_per_token (utils/flops) x tokens executed (pad included: the CPU computes them)
-over the step time, against this CPU's matmul peak measured in the same run.
+over the step time, against this CPU's matmul peak of the dtype in use, measured in the same run.
 
 Prints one table per part; writes every measurement, as it is made, to <output_dir>/results.json.
 """
@@ -71,10 +75,15 @@ class BenchFinetuneArguments:
         "help": "Global batch of part 2 (split across processes)."})
     parallel_rounds: int = field(default=2, metadata={"help": "Interleaved rounds of part 2."})
     skip_parallel: bool = field(default=False, metadata={"help": "Skip part 2 (torchrun)."})
+    precision_steps: int = field(default=40, metadata={"help": "Optimizer steps of each finetune.py run in part 3."})
+    precision_layout: str = field(default="2x1", metadata={
+        "help": "Processes x threads of part 3: 2x1 (the launcher's CPU default on 2 cores) or 1x2."})
+    precision_rounds: int = field(default=1, metadata={"help": "Interleaved rounds of part 3."})
+    skip_precision: bool = field(default=False, metadata={"help": "Skip part 3 (bf16 vs fp32 with finetune.py)."})
     skip_batching: bool = field(default=False, metadata={"help": "Skip part 1 (only the parallelism comparison)."})
     in_process: bool = field(default=False, metadata={
         "help": "Run part-1 variants in this process (faster start; peak memory is then cumulative, not per variant)."})
-    quick: bool = field(default=False, metadata={"help": "At most 2 steps, 1 round, no part 2."})
+    quick: bool = field(default=False, metadata={"help": "At most 2 steps, 1 round, no parts 2 and 3."})
     output_dir: str = field(default="output/bench_finetune", metadata={"help": "results.json and part-2 run folders."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling order and LoRA init."})
     # Internal: run one part-1 variant and print its figures as JSON (how each variant gets its own process).
@@ -94,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> BenchFinetuneArguments:
 def apply_quick(args: BenchFinetuneArguments) -> BenchFinetuneArguments:
     """--quick: the smallest run whose ratios still mean something."""
     if args.quick:
-        args.steps, args.rounds, args.skip_parallel = min(args.steps, 2), 1, True
+        args.steps, args.rounds, args.skip_parallel, args.skip_precision = min(args.steps, 2), 1, True, True
     return args
 
 
@@ -238,15 +247,24 @@ def summarise_rounds(results: list[dict], baseline: str = BASELINE) -> dict:
 
 
 # ---------------------------------------------------------------- parallelism (part 2)
-def finetune_command(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int) -> tuple[list[str], dict]:
-    """finetune.py command and environment for ``layout`` '1x2' (1 process, 2 threads) or '2x1' (torchrun, gloo)."""
-    procs, threads = (1, 2) if layout == "1x2" else (2, 1)
+def layout_shape(layout: str) -> tuple[int, int]:
+    """``(processes, threads per process)`` of ``layout`` '1x2' or '2x1'."""
+    if layout not in ("1x2", "2x1"):
+        raise ValueError(f"layout {layout!r}: expected 1x2 or 2x1")
+    return (1, 2) if layout == "1x2" else (2, 1)
+
+
+def finetune_command(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int,
+                     steps: int | None = None, extra: tuple[str, ...] = ()) -> tuple[list[str], dict]:
+    """finetune.py command and environment for ``layout`` '1x2' (1 process, 2 threads) or '2x1' (torchrun, gloo),
+    for ``steps`` optimizer steps (default ``--parallel_steps``), with ``extra`` finetune.py flags appended."""
+    procs, threads = layout_shape(layout)
     flags = ["--model_name_or_path", args.model_name_or_path, "--data_path", ",".join(args.data_path),
-             "--output_dir", output_dir, "--max_steps", str(args.parallel_steps),
+             "--output_dir", output_dir, "--max_steps", str(steps or args.parallel_steps),
              "--per_device_train_batch_size", str(args.parallel_global_batch // procs),
              "--gradient_accumulation_steps", "1", "--save_strategy", "no", "--report_to", "none",
              "--use_wandb", "False", "--logging_steps", "1", "--loss_dir", os.path.join(output_dir, "losses"),
-             "--run_name", layout, "--dataloader_num_workers", "0", "--seed", str(args.seed)]
+             "--run_name", layout, "--dataloader_num_workers", "0", "--seed", str(args.seed), *extra]
     if procs == 1:
         cmd = [sys.executable, "finetune.py", *flags]
     else:
@@ -257,14 +275,15 @@ def finetune_command(layout: str, args: BenchFinetuneArguments, output_dir: str,
     return cmd, env
 
 
-def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int) -> dict:
-    """Run finetune.py in ``layout``; return its summary figures (tok/s over the steady steps)."""
-    cmd, env = finetune_command(layout, args, output_dir, port)
+def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port: int,
+               steps: int | None = None, extra: tuple[str, ...] = ()) -> dict:
+    """Run finetune.py in ``layout`` (:func:`finetune_command`); return its summary figures."""
+    cmd, env = finetune_command(layout, args, output_dir, port, steps, extra)
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{layout}: finetune.py failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     summary = json.loads(Path(output_dir, "train_summary.json").read_text())
-    procs = 1 if layout == "1x2" else 2
+    procs = layout_shape(layout)[0]
     if int(summary.get("world_size", 1)) != procs:
         # Each torchrun process would then train alone on the whole data: not data parallelism.
         raise RuntimeError(f"{layout}: finetune.py reports world_size {summary.get('world_size')}, expected {procs}")
@@ -272,7 +291,108 @@ def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port:
     return {"layout": layout, "train_runtime_s": runtime, "tokens": summary["tokens"],
             "steps": summary["global_step"], "s_per_step": runtime / max(1, summary["global_step"]),
             "real_tok_s": summary["tokens"] / runtime, "world_size": summary.get("world_size"),
-            "peak_rss_mb": summary.get("peak_rss_mb"), "summary_path": str(Path(output_dir, "train_summary.json"))}
+            "peak_rss_mb": summary.get("peak_rss_mb"), "bf16": summary.get("bf16"),
+            "train_loss_mean": summary.get("train_loss_mean"), "train_loss_last": summary.get("train_loss_last"),
+            "summary_path": str(Path(output_dir, "train_summary.json"))}
+
+
+# ---------------------------------------------------------------- precision (part 3)
+PRECISION_RUNS = {"default": (), "fp32": ("--bf16", "False")}  # finetune.py's own choice (--bf16 auto) vs forced fp32
+
+
+def base_param_count(model_name_or_path: str) -> int:
+    """Parameters of the base model (tied weights once), counted on the meta device: no weights are loaded."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from utils.default_model import resolve_model_path
+
+    config = AutoConfig.from_pretrained(resolve_model_path(model_name_or_path))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _peak_worker(dtype: str, threads: int, barrier, results) -> None:
+    from utils.flops import measure_matmul_peak
+
+    barrier.wait()  # every process measures at the same time, as the training processes run
+    results.put(measure_matmul_peak(dtype, threads=threads))
+
+
+def matmul_peaks(threads: int, processes: int) -> dict[str, float]:
+    """fp32 and bf16 matmul FLOP/s of the training layout: ``processes`` processes of ``threads`` threads,
+    measuring at the same time, summed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    peaks = {}
+    for dtype in ("float32", "bfloat16"):
+        barrier, results = ctx.Barrier(processes), ctx.Queue()
+        workers = [ctx.Process(target=_peak_worker, args=(dtype, threads, barrier, results)) for _ in range(processes)]
+        for w in workers:
+            w.start()
+        peaks[dtype] = sum(results.get(timeout=600) for _ in workers)
+        for w in workers:
+            w.join()
+    return peaks
+
+
+def summarise_precision(runs: list[dict], flops_per_token: float) -> dict:
+    """Per run ('default', 'fp32'): its dtype, median real tok/s, and achieved FLOP/s against the matmul peak of
+    that dtype measured right before the run (``matmul_peaks``), averaged over rounds; plus the mean per-round
+    tok/s ratio default / fp32 (ratios within a round: the same background load)."""
+    out: dict = {}
+    for name in dict.fromkeys(r["run"] for r in runs):
+        mine = [r for r in runs if r["run"] == name]
+        dtype = "bfloat16" if mine[0]["bf16"] else "float32"
+        fractions = [r["real_tok_s"] * flops_per_token / r["matmul_peaks"][dtype] for r in mine]
+        out[name] = {"dtype": dtype, "real_tok_s": statistics.median(r["real_tok_s"] for r in mine),
+                     "gflop_s": statistics.median(r["real_tok_s"] for r in mine) * flops_per_token / 1e9,
+                     "peak_gflop_s": statistics.median(r["matmul_peaks"][dtype] for r in mine) / 1e9,
+                     "of_peak": statistics.mean(fractions), "train_loss_mean": statistics.mean(
+                         r["train_loss_mean"] for r in mine), "train_loss_last": mine[-1]["train_loss_last"]}
+    by_round: dict[int, dict[str, dict]] = {}
+    for r in runs:
+        by_round.setdefault(r["round"], {})[r["run"]] = r
+    ratios = [rnd["default"]["real_tok_s"] / rnd["fp32"]["real_tok_s"]
+              for rnd in by_round.values() if "default" in rnd and "fp32" in rnd]
+    out["ratio_default_over_fp32"] = statistics.mean(ratios) if ratios else None
+    out["ratios_per_round"] = ratios
+    return out
+
+
+def run_precision(args: BenchFinetuneArguments, out_dir: Path, report: dict, results_path: Path) -> None:
+    """Part 3: finetune.py with its default --bf16 auto and with --bf16 False, interleaved, each run right after
+    measuring the fp32 and bf16 matmul peaks of its layout; prints the side-by-side table."""
+    from tqdm.auto import tqdm
+
+    from utils.flops import training_flops_per_token
+
+    procs, threads = layout_shape(args.precision_layout)
+    fpt = training_flops_per_token(base_param_count(args.model_name_or_path), lora=True)
+    report["precision_runs"] = []
+    jobs = [(rnd, name) for rnd in range(args.precision_rounds) for name in PRECISION_RUNS]
+    for i, (rnd, name) in enumerate(tqdm(jobs, desc="bf16 vs fp32")):
+        peaks = matmul_peaks(threads, procs)  # the background load drifts: measured beside each run
+        res = run_layout(args.precision_layout, args, str(out_dir / f"precision_{name}_round{rnd}"), port=29700 + i,
+                         steps=args.precision_steps, extra=PRECISION_RUNS[name])
+        res.update(round=rnd, run=name, matmul_peaks=peaks, load=load_average())
+        report["precision_runs"].append(res)
+        atomic_write_json(results_path, report)
+    table = report["precision"] = summarise_precision(report["precision_runs"], fpt)
+    atomic_write_json(results_path, report)
+    rows = [[f"{name} ({'bf16' if t['dtype'] == 'bfloat16' else 'fp32'})", f"{t['real_tok_s']:.0f}",
+             f"{t['gflop_s']:.1f}", f"{t['peak_gflop_s']:.1f}", f"{t['of_peak']:.2f}",
+             f"{t['train_loss_mean']:.4f}", f"{t['train_loss_last']:.4f}"]
+            for name, t in table.items() if name in PRECISION_RUNS]
+    print(f"\nPart 3: finetune.py --bf16 auto (default) vs --bf16 False, {args.precision_steps} steps, global batch "
+          f"{args.parallel_global_batch}, {procs} process(es) x {threads} thread(s), {args.precision_rounds} round(s)")
+    print(format_table(["run (dtype)", "real tok/s", "GFLOP/s", "matmul peak GFLOP/s", "of peak", "mean loss",
+                        "last loss"], rows, align="lrrrrrr"))
+    per_round = ", ".join(f"{x:.2f}" for x in table["ratios_per_round"])
+    print(f"default / fp32 tok/s = {table['ratio_default_over_fp32']:.2f} (per round: {per_round}); GFLOP/s counts "
+          "4N FLOPs per token (utils/flops), the peak is that of the run's dtype, measured right before the run.")
 
 
 # ---------------------------------------------------------------- report
@@ -288,6 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(variants) - set(VARIANTS)
     if unknown or BASELINE not in variants:
         print(f"error: --variants must include {BASELINE} and only {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    try:
+        layout_shape(args.precision_layout)
+    except ValueError as exc:
+        print(f"error: --precision_layout: {exc}", file=sys.stderr)
         return 2
     from tqdm.auto import tqdm
 
@@ -357,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"2 processes x 1 thread / 1 process x 2 threads = {report['parallel_ratio_2x1_over_1x2']:.2f} "
               f"-> faster here: {faster}")
         print(f"check the paper estimator: python -m acceptance.estimate_budget --compare_summary {report['parallel'][0]['summary_path']}")
+    if not args.skip_precision:
+        run_precision(args, out_dir, report, results_path)
     report["load_after"] = load_average()
     atomic_write_json(results_path, report)
     print(f"\nload average before/after: {report['load_before']} / {report['load_after']}; results -> {results_path}")

@@ -39,8 +39,8 @@ def choose_bf16(requested, *, cuda_available: bool, cuda_bf16: bool, cpuinfo: st
     ``cpuinfo`` is the text of /proc/cpuinfo (``None``: read this host's), ``onednn_bf16`` whether torch's
     oneDNN reports bf16 support. A forced value is returned as is; auto gives bf16 on a CUDA device that
     supports it, and on a CPU host only when the CPU has a native bf16 instruction *and* oneDNN can use it.
-    DeepSpeed on a CPU host stays fp32 under auto: its bf16 mode casts the whole module, LoRA weights
-    included, to bf16, which is not the measured scheme.
+    DeepSpeed on a CPU host stays fp32 under auto: its bf16 mode casts every parameter, the LoRA weights
+    included, to bf16 (fp32 copies in its optimizer), which is not the measured scheme.
     """
     from data_processor.backends.hf import cpu_bf16_flags
 
@@ -57,7 +57,7 @@ def choose_bf16(requested, *, cuda_available: bool, cuda_bf16: bool, cpuinfo: st
     if not onednn_bf16:
         return False, f"auto: the CPU has {', '.join(flags)} but torch's oneDNN reports no bf16 support"
     if deepspeed:
-        return False, "auto: DeepSpeed on a CPU host casts the LoRA weights to bf16 too; fp32 unless forced"
+        return False, "auto: DeepSpeed on a CPU host would cast the LoRA weights to bf16 too; fp32 unless forced"
     return True, f"auto: the CPU has {', '.join(flags)} and torch's oneDNN supports bf16"
 
 

@@ -81,9 +81,48 @@ def test_finetune_command_splits_the_global_batch_over_processes(tmp_path):
     assert cmd2[cmd2.index("--max_steps") + 1] == "3"
 
 
+def test_finetune_command_takes_steps_and_extra_flags(tmp_path):
+    args = bench_finetune.parse_args([])
+    args.data_path = ["a.jsonl"]
+    cmd, _ = bench_finetune.finetune_command("2x1", args, str(tmp_path), 29999, steps=40, extra=("--bf16", "False"))
+    assert cmd[cmd.index("--max_steps") + 1] == "40" and cmd[-2:] == ["--bf16", "False"]
+    with pytest.raises(ValueError, match="expected 1x2 or 2x1"):
+        bench_finetune.layout_shape("4x1")
+
+
+def test_summarise_precision_uses_each_dtypes_peak_measured_beside_the_run():
+    # Round 1 ran twice as slow (busy machine) and measured half the peaks: fractions and ratios hold.
+    fast, slow = {"float32": 100e9, "bfloat16": 400e9}, {"float32": 50e9, "bfloat16": 200e9}
+    runs = [{"round": 0, "run": "default", "bf16": True, "real_tok_s": 300, "matmul_peaks": fast,
+             "train_loss_mean": 2.0, "train_loss_last": 1.0},
+            {"round": 0, "run": "fp32", "bf16": False, "real_tok_s": 200, "matmul_peaks": fast,
+             "train_loss_mean": 2.2, "train_loss_last": 1.2},
+            {"round": 1, "run": "default", "bf16": True, "real_tok_s": 150, "matmul_peaks": slow,
+             "train_loss_mean": 2.0, "train_loss_last": 0.9},
+            {"round": 1, "run": "fp32", "bf16": False, "real_tok_s": 100, "matmul_peaks": slow,
+             "train_loss_mean": 2.2, "train_loss_last": 1.1}]
+    table = bench_finetune.summarise_precision(runs, flops_per_token=1e8)
+    assert table["default"]["dtype"] == "bfloat16" and table["fp32"]["dtype"] == "float32"
+    assert table["default"]["of_peak"] == pytest.approx(0.075) and table["fp32"]["of_peak"] == pytest.approx(0.2)
+    assert table["ratios_per_round"] == [1.5, 1.5] and table["ratio_default_over_fp32"] == 1.5
+    assert table["default"]["train_loss_last"] == 0.9 and table["fp32"]["train_loss_mean"] == pytest.approx(2.2)
+
+
+def test_matmul_peaks_of_a_layout_measure_both_dtypes_in_its_processes():
+    peaks = bench_finetune.matmul_peaks(threads=1, processes=2)
+    assert set(peaks) == {"float32", "bfloat16"} and all(v > 1e8 for v in peaks.values())
+
+
+def test_base_param_count_loads_no_weights(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert bench_finetune.base_param_count(str(tiny_model_dir)) == sum(p.numel() for p in model.parameters())
+
+
 def test_bench_finetune_flags_and_quick():
     args = bench_finetune.parse_args(["--quick", "--steps", "5", "--data_path", "a.jsonl", "b.jsonl", "--in_process"])
-    assert (args.steps, args.rounds, args.skip_parallel, args.in_process) == (2, 1, True, True)
+    assert (args.steps, args.rounds, args.skip_parallel, args.skip_precision, args.in_process) == (2, 1, True, True, True)
     assert args.data_path == ["a.jsonl", "b.jsonl"] and args.worker is None
     default = bench_finetune.parse_args([])
     assert default.data_path is None and default.pad_to_length == 512 and not default.skip_parallel

@@ -113,10 +113,18 @@ def test_forced_bf16_keeps_lora_weights_and_the_saved_adapter_fp32(tmp_path, tin
     assert seen == {"base": {torch.bfloat16}, "lora": {torch.float32}}
     assert summary["bf16"] is True and torch.isfinite(torch.tensor(summary["train_loss_last"]))
     assert {v.dtype for v in adapter.values()} == {torch.float32}
-    # The adapter loads onto an fp32 base, as evaluation and merge_lora load it.
+    # The adapter loads onto an fp32 base, as evaluation loads it, and merges into the same model.
+    from finetuning.merge_lora import main as merge_main
+
+    ids = torch.tensor([[1, 2, 3]])
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    tuned = PeftModel.from_pretrained(base, tmp_path / "out")
-    assert torch.isfinite(tuned(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
+    with torch.no_grad():
+        tuned = PeftModel.from_pretrained(base, tmp_path / "out")(input_ids=ids).logits
+    assert torch.isfinite(tuned).all()
+    assert merge_main(["--adapter", str(tmp_path / "out"), "--output", str(tmp_path / "merged")]) == 0
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)(input_ids=ids).logits
+    torch.testing.assert_close(merged, tuned, atol=1e-4, rtol=1e-4)
 
 
 def test_launcher_passes_bf16_only_when_given_so_the_recipe_decides_otherwise(tmp_path):
