@@ -25,6 +25,7 @@ import importlib
 import logging
 import shlex
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -119,14 +120,18 @@ def parse_args(argv: list[str] | None = None) -> ServeArguments:
 
 def main(argv: list[str] | None = None) -> int:
     """Check the server can run, export if needed, start the server and wait on it in the foreground (with
-    --dry_run: export and print its command). Exit 2 for bad input, a failed export or the server missing,
-    1 when the server does not come up or dies, 130 when stopped by Ctrl-C or SIGTERM."""
+    --dry_run: export and print its command). Exit 2 for bad input, a failed export, the server missing or
+    the port taken, 1 when the server does not come up or dies, 130 when stopped by Ctrl-C or SIGTERM."""
     args = parse_args(argv)
     setup_logging()
     if not args.dry_run and (why := server_import_error()):
         # Before the export: a missing server should not cost a minute of export first.
         logger.error("llama-cpp-python[server] cannot run in %s (%s). Install it once with:\n  %s\nthen run "
                      "this again.", sys.prefix, why, INSTALL_COMMAND)
+        return 2
+    if not args.dry_run and _listening(args.host, args.port):
+        # Another server there would answer the start-up check in place of ours.
+        logger.error("something already listens on %s:%d; stop it or choose another --port", args.host, args.port)
         return 2
     try:
         res = export_gguf(args.adapter, args.output, model=args.model, base=args.base, gguf_type=args.gguf_type,
@@ -164,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether a TCP server accepts connections on ``host:port`` (0.0.0.0: on this machine)."""
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1" if host == "0.0.0.0" else host, port)) == 0
 
 
 if __name__ == "__main__":

@@ -327,7 +327,7 @@ def serve_hint(adapter: Path) -> list[str]:
     if install.startswith(".."):
         install = str(REPO_ROOT / "shells" / "install.sh")
     ready = server_import_error() is None
-    return [f"serve the updated model at http://127.0.0.1:8080/v1 (llama.cpp), from a shell with the venv active"
+    return ["serve the updated model at http://127.0.0.1:8080/v1 (llama.cpp), from a shell with the venv active"
             + ("" if ready else " and the server installed (once: it builds llama.cpp, about 5 minutes)")
             + f": {'' if ready else SERVE_SWITCH + ' '}source {shlex.quote(install)}",
             f"then: python -m finetuning.serve {serve}"]

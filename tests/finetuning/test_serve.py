@@ -18,13 +18,13 @@ from finetuning import serve
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _no_export(*args, **kwargs):
+    raise AssertionError("exported although the server cannot start")
+
+
 def test_serve_stops_before_exporting_and_names_the_install_command(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(serve, "server_import_error", lambda: "ModuleNotFoundError: No module named 'llama_cpp'")
-
-    def export(*args, **kwargs):
-        raise AssertionError("exported although the server cannot run")
-
-    monkeypatch.setattr(serve, "export_gguf", export)
+    monkeypatch.setattr(serve, "export_gguf", _no_export)
     with caplog.at_level(logging.ERROR):
         assert serve.main(["--adapter", str(tmp_path)]) == 2
     assert serve.INSTALL_COMMAND == "KU_WITH_SERVE=1 bash shells/install.sh"
@@ -107,3 +107,17 @@ def test_quickstart_hint_says_how_to_install_the_server_only_when_missing(tmp_pa
     first, second = serve_hint(tmp_path)
     assert first.endswith(": source shells/install.sh" if installed else ": KU_WITH_SERVE=1 source shells/install.sh")
     assert second == f"then: python -m finetuning.serve --adapter {tmp_path}"
+
+
+def test_serve_refuses_a_port_another_server_holds(tmp_path, monkeypatch, caplog):
+    import socket
+
+    monkeypatch.setattr(serve, "server_import_error", lambda: None)
+    monkeypatch.setattr(serve, "export_gguf", _no_export)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with caplog.at_level(logging.ERROR):
+            assert serve.main(["--adapter", str(tmp_path), "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port}" in caplog.text and "--port" in caplog.text
