@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, default=300)
     ap.add_argument("--tokenizer", default="default", help="'default' (the default model's), a path, or 'words'")
-    ap.add_argument("--output_dir", default="benchmarks/read")
+    ap.add_argument("--output_dir", default="benchmarks/results/read")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # the child process
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
