@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -279,7 +280,12 @@ def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port:
                steps: int | None = None, extra: tuple[str, ...] = ()) -> dict:
     """Run finetune.py in ``layout`` (:func:`finetune_command`); return its summary figures."""
     cmd, env = finetune_command(layout, args, output_dir, port, steps, extra)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of every process of the run (torchrun waits for its workers, so theirs are included), start-up
+    # included: unlike wall time, barely changed by other jobs taking turns on the cores.
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if out.returncode != 0:
         raise RuntimeError(f"{layout}: finetune.py failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     summary = json.loads(Path(output_dir, "train_summary.json").read_text())
@@ -291,7 +297,7 @@ def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port:
     return {"layout": layout, "train_runtime_s": runtime, "tokens": summary["tokens"],
             "steps": summary["global_step"], "s_per_step": runtime / max(1, summary["global_step"]),
             "real_tok_s": summary["tokens"] / runtime, "world_size": summary.get("world_size"),
-            "peak_rss_mb": summary.get("peak_rss_mb"), "bf16": summary.get("bf16"),
+            "peak_rss_mb": summary.get("peak_rss_mb"), "bf16": summary.get("bf16"), "cpu_s": round(cpu_s, 1),
             "train_loss_mean": summary.get("train_loss_mean"), "train_loss_last": summary.get("train_loss_last"),
             "summary_path": str(Path(output_dir, "train_summary.json"))}
 
@@ -350,6 +356,7 @@ def summarise_precision(runs: list[dict], flops_per_token: float) -> dict:
         out[name] = {"dtype": dtype, "real_tok_s": statistics.median(r["real_tok_s"] for r in mine),
                      "gflop_s": statistics.median(r["real_tok_s"] for r in mine) * flops_per_token / 1e9,
                      "peak_gflop_s": statistics.median(r["matmul_peaks"][dtype] for r in mine) / 1e9,
+                     "tok_per_cpu_s": statistics.median(r["tokens"] / r["cpu_s"] for r in mine),
                      "of_peak": statistics.mean(fractions), "train_loss_mean": statistics.mean(
                          r["train_loss_mean"] for r in mine), "train_loss_last": mine[-1]["train_loss_last"]}
     by_round: dict[int, dict[str, dict]] = {}
@@ -359,6 +366,9 @@ def summarise_precision(runs: list[dict], flops_per_token: float) -> dict:
               for rnd in by_round.values() if "default" in rnd and "fp32" in rnd]
     out["ratio_default_over_fp32"] = statistics.mean(ratios) if ratios else None
     out["ratios_per_round"] = ratios
+    cpu_ratios = [(rnd["default"]["tokens"] / rnd["default"]["cpu_s"]) / (rnd["fp32"]["tokens"] / rnd["fp32"]["cpu_s"])
+                  for rnd in by_round.values() if "default" in rnd and "fp32" in rnd]
+    out["cpu_ratio_default_over_fp32"] = statistics.mean(cpu_ratios) if cpu_ratios else None
     return out
 
 
@@ -383,16 +393,18 @@ def run_precision(args: BenchFinetuneArguments, out_dir: Path, report: dict, res
     table = report["precision"] = summarise_precision(report["precision_runs"], fpt)
     atomic_write_json(results_path, report)
     rows = [[f"{name} ({'bf16' if t['dtype'] == 'bfloat16' else 'fp32'})", f"{t['real_tok_s']:.0f}",
+             f"{t['tok_per_cpu_s']:.1f}",
              f"{t['gflop_s']:.1f}", f"{t['peak_gflop_s']:.1f}", f"{t['of_peak']:.2f}",
              f"{t['train_loss_mean']:.4f}", f"{t['train_loss_last']:.4f}"]
             for name, t in table.items() if name in PRECISION_RUNS]
     print(f"\nPart 3: finetune.py --bf16 auto (default) vs --bf16 False, {args.precision_steps} steps, global batch "
           f"{args.parallel_global_batch}, {procs} process(es) x {threads} thread(s), {args.precision_rounds} round(s)")
-    print(format_table(["run (dtype)", "real tok/s", "GFLOP/s", "matmul peak GFLOP/s", "of peak", "mean loss",
-                        "last loss"], rows, align="lrrrrrr"))
+    print(format_table(["run (dtype)", "real tok/s", "tok/CPU-s", "GFLOP/s", "matmul peak GFLOP/s", "of peak",
+                        "mean loss", "last loss"], rows, align="lrrrrrrr"))
     per_round = ", ".join(f"{x:.2f}" for x in table["ratios_per_round"])
-    print(f"default / fp32 tok/s = {table['ratio_default_over_fp32']:.2f} (per round: {per_round}); GFLOP/s counts "
-          "4N FLOPs per token (utils/flops), the peak is that of the run's dtype, measured right before the run.")
+    print(f"default / fp32 tok/s = {table['ratio_default_over_fp32']:.2f} (per round: {per_round}); tokens per CPU "
+          f"second (all processes, start-up included) {table['cpu_ratio_default_over_fp32']:.2f}. GFLOP/s counts 4N "
+          "FLOPs per token (utils/flops); the peak is that of the run's dtype, measured right before the run.")
 
 
 # ---------------------------------------------------------------- report
