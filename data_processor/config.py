@@ -85,17 +85,6 @@ class CollectConfig:
         "help": "Keyword questions per asked span besides the worded ones: the wh-phrase and a random half (at "
                 "most 8) of the fact's other content words ('Which bay: fisherman lantern salt floated?'), so the "
                 "fact is found from a few of its words as a reworded question gives them. 0 = none."})
-    wh_answer: str = field(default="fact", metadata={
-        "choices": ["fact", "clause", "span"],
-        "help": "What answers a rule-made question: the whole fact sentence, only its clause that holds the "
-                "asked name or number (shorter rows), or that name or number alone ('Port Ebbering.')."})
-    answer_lead: bool = field(default=False, metadata={
-        "help": "Open every training answer with the name or number its question asks for, as a sentence of its "
-                "own ('Port Ebbering. Roughly 4,300 people live ...'): the span a rule-made row asks for or "
-                "blanks, or the one span of the fact that a generated answer gives and its question does not "
-                "name (answers where that is unclear stay as they are)."})
-    passages_per_chunk: int = field(default=0, metadata={
-        "help": "Rows that answer 'Tell me about <title>.' with the chunk's text, per chunk. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
@@ -117,9 +106,6 @@ class CollectConfig:
         "help": "Answer every generated question and its persona rewrites with the fact sentence itself, also when "
                 "the generated answer passed the grounding check: every training answer then recites a sentence "
                 "of the document (the rule-made rows answer with it already)."})
-    answer_states_fact: bool = field(default=False, metadata={
-        "help": "Stricter grounding: an answer must also state its own fact (no name or number outside the fact, "
-                "question and title; at least one of the fact's own), else the fact sentence answers."})
     rewrite_temperature: float = field(default=0.8, metadata={
         "help": "Sampling temperature of the diversify stage (greedy rewriting mostly copies the question)."})
     eval_fraction: float = field(default=0.0, metadata={

@@ -4,6 +4,10 @@ Small generators wrap JSON in code fences, add chatter around it, leave trailing
 single or curly quotes, or skip JSON and write one item per line. These pure functions accept all
 of that; whatever still does not parse raises :class:`ParseError` with a short reason that the
 repair prompt repeats to the model.
+
+This is also the one home of the text helpers the stages and rules share: :func:`normalize`,
+:func:`finish_question`, :data:`STOP_EN`, :data:`CJK_CHAR`, :func:`content_words`,
+:func:`proper_names` and the grounding checks.
 """
 from __future__ import annotations
 
@@ -133,6 +137,15 @@ def parse_lines(text: str) -> list[str]:
     return [c for c in (clean_line(ln) for ln in body.splitlines()) if c]
 
 
+def finish_question(q: str) -> str:
+    """``q`` ending in a question mark (a full-width one after a Chinese character), in place of a final
+    full stop or exclamation mark."""
+    q = q.strip()
+    if q and q[-1] not in "?？":
+        q = q.rstrip(".。!！") + ("？" if re.search(r"[\u4e00-\u9fff]$", q) else "?")
+    return q
+
+
 def first_line(text: str) -> str:
     """The first non-empty line, cleaned (for one-line answers such as a theme)."""
     for ln in strip_code_fences(text).splitlines():
@@ -223,7 +236,7 @@ def ask_with_repair(
 
 
 # -- grounding -------------------------------------------------------------------------------------
-_STOP_EN = frozenset(
+STOP_EN = frozenset(
     "a an the and or but if then than of in on at to for from by with without about as into onto over "
     "under after before between during through is are was were be been being am do does did done has have "
     "had having it its it's this that these those there here which who whom whose what when where why how "
@@ -233,7 +246,7 @@ _STOP_EN = frozenset(
     "further once s t".split()
 )
 _STOP_ZH = frozenset("的了是在和有与及或也就都而被把对为以于之其这那个一上下中不没吗呢吧啊")
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 #: between a document's title and a question anchored to it ("<title> — When did the festival start?")
 ANCHOR_SEPARATOR = " — "
 _WORD = re.compile(r"[^\W_]+", re.U)
@@ -244,11 +257,11 @@ def content_words(text: str) -> set[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
     words: set[str] = set()
     for w in _WORD.findall(text):
-        if _CJK_CHAR.search(w):
-            words.update(ch for ch in w if _CJK_CHAR.match(ch) and ch not in _STOP_ZH)
-            rest = _CJK_CHAR.sub(" ", w).split()
-            words.update(r for r in rest if r not in _STOP_EN)
-        elif w not in _STOP_EN:
+        if CJK_CHAR.search(w):
+            words.update(ch for ch in w if CJK_CHAR.match(ch) and ch not in _STOP_ZH)
+            rest = CJK_CHAR.sub(" ", w).split()
+            words.update(r for r in rest if r not in STOP_EN)
+        elif w not in STOP_EN:
             words.add(w)
     return words
 
@@ -264,7 +277,7 @@ def proper_names(text: str) -> set[str]:
         if not before or before[-1] in ".:!?\n\"'(":
             continue
         word = m.group(0).lower()
-        if word not in _STOP_EN:
+        if word not in STOP_EN:
             names.add(word)
     return names
 
@@ -296,31 +309,6 @@ def is_repetitive(text: str, n: int = 4) -> bool:
 def is_number(word: str) -> bool:
     """A word with a digit in it: a year, count, size or date part ("2019", "016", "22nd")."""
     return any(ch.isdigit() for ch in word)
-
-
-def specifics(text: str) -> set[str]:
-    """The words of ``text`` that pin a fact down: numbers (each digit group, as :func:`content_words`
-    splits "3,016") and names capitalised mid-sentence (:func:`proper_names`), lower-cased."""
-    numbers = {w for w in content_words(text) if is_number(w)}
-    return numbers | {w for name in proper_names(text) for w in content_words(name)}  # "Norrgaard-Quint": 2 words
-
-
-def states_the_fact(answer: str, fact: str, question: str) -> bool:
-    """Whether ``answer`` says what ``fact`` says, judged on names and numbers (``question`` should
-    include the document's title: names the question or title gives are not invented).
-
-    Chunk-level grounding (:func:`support`) passes an answer built from the chunk's words that states
-    another fact or none: "What record did the islanders set in 2019?" -> "The islanders set a record in
-    2019." when the fact is "In 2019 the islanders floated a record 3,016 lanterns." Two checks against
-    the fact itself: no name or number that is neither in the fact nor in the question (invented, or
-    borrowed from a neighbouring sentence), and at least one of the fact's own names or numbers that the
-    question does not already give (the answer actually answers).
-    """
-    fact_words, question_words = content_words(fact), content_words(question)
-    if specifics(answer) - fact_words - question_words:
-        return False
-    wanted = specifics(fact) - question_words
-    return not wanted or bool(wanted & content_words(answer))
 
 
 def support(claim: str, source: str) -> float:

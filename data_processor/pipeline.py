@@ -1,5 +1,9 @@
 """The collection run: read -> chunk -> theme -> facts -> qa -> roles -> diversify -> rule rows -> write.
 
+This module only orchestrates: it reads the settings, builds the backend and the cache, sends each
+wave of chunks through the stages (data_processor/stages, where each stage's logic lives, the rows,
+anchoring and the held-out choice included) and writes the run summary.
+
 Chunks go through the stages in waves (``--chunks_per_wave``); within a wave every stage sends all
 of its prompts to the backend at once. Each reply is cached as it arrives and each row is written
 as a whole line, so an interrupted run resumes where it stopped when given the same command. A run
@@ -13,16 +17,16 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from utils.io_utils import atomic_write_json
 
 from .backends import BackendError, LLMBackend, build_backend
 from .cache import CachedLLM, ResultCache
 from .config import CollectConfig, parse_args
-from .parsing import anchor_words, proper_names
+from .parsing import proper_names
 from .prompts import load_lines, load_template
-from .rules import asked_span, lead_answer, title_entity
+from .rules import title_entity
 from .stages import StageResult
 from .stages import step3_theme as theme
 from .stages import step4_facts as facts
@@ -32,7 +36,7 @@ from .stages import step7_diversify as diversify
 from .stages import step8_rule_rows as rule_rows
 from .stages.step1_read import ReadError, read_folder
 from .stages.step2_chunk import Chunk, HFTokenCounter, TokenCounter, WordCounter, chunk_text
-from .stages.step9_write import OutputSet, eval_row, is_eval_fact, row_id, train_row
+from .stages.step9_write import OutputSet, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -112,63 +116,6 @@ def _waves(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
         return [chunks]
     first = min(size, FIRST_WAVE_CHUNKS)
     return [chunks[:first]] + [chunks[i : i + size] for i in range(first, len(chunks), size)]
-
-
-def _write_rows(out: OutputSet, cfg: CollectConfig, pairs, rewrites, rule_items,
-                names: dict[str, set[str]] | None = None) -> None:
-    """Rows of one wave: each QA pair as generated, then its role rewrites; then the rows made by rule.
-
-    With ``--fact_answers``, generated questions and their rewrites are answered with the fact sentence.
-    With ``--answer_lead``, a training answer opens with the name or number its question asks for
-    (:func:`data_processor.rules.lead_answer`): the span a rule-made row blanked or asked for, or, for a
-    generated question, :func:`data_processor.rules.asked_span` (left as it is when that is not clear).
-    Held-out rows keep their answers.
-
-    With ``--eval_fraction``, a sampled fact gives held-out questions to the eval file instead: one
-    persona rewrite per QA pair, or, for a fact without rewrites, the rule-made questions about its
-    first asked span (both forms). Every other row of the fact stays in training: the held-out
-    question asks for a fact the model was taught in other words.
-    """
-    by_pair: dict[int, list] = {}
-    for rw in rewrites:
-        by_pair.setdefault(rw.pair_index, []).append(rw)
-    held_out_facts = set()
-
-    def lead(question: str, answer: str, fact) -> str:
-        if not cfg.answer_lead:
-            return answer
-        span = asked_span(question, answer, fact.text, (names or {}).get(fact.chunk_id))
-        return lead_answer(span, answer) if span else answer
-
-    for pi, p in enumerate(pairs):
-        f = p.fact
-        answer = f.text if cfg.fact_answers else p.answer
-        common = dict(fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
-        variants = by_pair.get(pi, [])
-        pick = None
-        if variants and is_eval_fact(cfg.seed, f.chunk_id, f.text, cfg.eval_fraction):
-            pick = int(row_id(p.question, p.answer), 16) % len(variants)
-            held_out_facts.add(f.text)
-        out.add_train(train_row(question=p.question, role="", answer=lead(p.question, answer, f), **common))
-        for j, rw in enumerate(variants):
-            if j == pick:
-                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, answer=p.answer,
-                                      **common))
-            else:
-                out.add_train(train_row(question=rw.question, role=rw.role, answer=lead(rw.question, answer, f), **common))
-    asked: dict[str, str] = {}  # fact -> the span whose questions are held out
-    for item in rule_items:
-        common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
-                      chunk_id=item.chunk_id)
-        if (item.kind == "wh" and item.fact not in held_out_facts
-                and is_eval_fact(cfg.seed, item.chunk_id, item.fact, cfg.eval_fraction)
-                and asked.setdefault(item.fact, item.span) == item.span):
-            out.add_eval(eval_row(question=item.question, role=item.kind, train_question="", answers=[item.span],
-                                  **common))
-        else:
-            if item.kind != "passage" and cfg.answer_lead:
-                common["answer"] = lead_answer(item.span, item.answer)
-            out.add_train(train_row(question=item.question, role=item.kind, **common))
 
 
 def run_collection(cfg: CollectConfig, backend: LLMBackend | None = None, counter: TokenCounter | None = None) -> RunSummary:
@@ -289,7 +236,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     pairs = summary.add(qa.STAGE, qa.run(
         llm, all_facts, chunk_text_by_id, templates["qa"], angles, amount=cfg.qa_amount_per_fact,
         max_repairs=cfg.max_repairs, grounding_threshold=cfg.grounding_threshold,
-        answer_with_fact=cfg.answer_with_fact, answer_states_fact=cfg.answer_states_fact,
+        answer_with_fact=cfg.answer_with_fact,
     ))
     personas = cfg.personas_per_document if pairs else 0  # no question to rewrite: no persona to ask for
     roles_by_doc = summary.add(roles.STAGE, roles.run(llm, doc_theme, templates["roles"], fallback_roles,
@@ -299,18 +246,12 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
         grounding_threshold=cfg.grounding_threshold))
     names = {c.chunk_id: proper_names(c.text) for c in wave}
     rule_items = summary.add(rule_rows.STAGE, rule_rows.run(
-        all_facts, wave, titles, names, cloze_per_fact=cfg.cloze_per_fact, wh_spans_per_fact=cfg.wh_spans_per_fact,
-        passages_per_chunk=cfg.passages_per_chunk, wh_answer=cfg.wh_answer, wh_phrasings=cfg.wh_phrasings,
-        wh_keywords=cfg.wh_keywords, themes=theme_of))
+        all_facts, titles, names, cloze_per_fact=cfg.cloze_per_fact, wh_spans_per_fact=cfg.wh_spans_per_fact,
+        wh_phrasings=cfg.wh_phrasings, wh_keywords=cfg.wh_keywords))
     if cfg.anchor_questions:
-        anchors = {c.chunk_id: anchor_words(c.text) for c in wave}
-
-        def anchored(question: str, fact) -> str:
-            return qa.anchor_question(question, titles[fact.doc_name], anchors[fact.chunk_id])
-
-        pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
-        rewrites = [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
-    _write_rows(out, cfg, pairs, rewrites, rule_items, names)
+        pairs, rewrites = qa.anchor_questions(pairs, rewrites, wave, titles)
+    write_rows(out, pairs, rewrites, rule_items, fact_answers=cfg.fact_answers, seed=cfg.seed,
+               eval_fraction=cfg.eval_fraction)
 
 
 def projection_line(wave_seconds: float, wave_chunks: int, chunks_left: int) -> str:

@@ -33,7 +33,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from .parsing import _CJK_CHAR, _STOP_EN, ANCHOR_SEPARATOR, normalize
+from .parsing import CJK_CHAR, STOP_EN
 
 MONTHS = ("January February March April May June July August September October November December").split()
 _MONTH = "(?:" + "|".join(MONTHS) + ")"
@@ -120,7 +120,7 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
             taken.append((s, e))
             spans.append(Span(s, e, kind))
 
-    if _CJK_CHAR.search(sentence):
+    if CJK_CHAR.search(sentence):
         for m in _CJK_QUOTED.finditer(sentence):
             add(m.start(1), m.end(1), "term")
         for m in _CJK_NUMBER.finditer(sentence):
@@ -144,7 +144,7 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
     for m in _NAME_RUN.finditer(sentence):
         start, text = m.start(), m.group(0)
         words = text.split()
-        while words and (words[0].lower() in _STOP_EN or words[0].lower() in ("while", "since", "because", "after",
+        while words and (words[0].lower() in STOP_EN or words[0].lower() in ("while", "since", "because", "after",
                                                                                "before", "although", "however")):
             start += len(words[0])
             start += len(sentence[start:]) - len(sentence[start:].lstrip())
@@ -154,7 +154,7 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
         name = " ".join(words)
         if start == 0 and len(words) == 1 and words[0].lower() not in (known_names or ()):
             continue  # an ordinary word capitalised at the sentence start
-        if words[0].lower() in _STOP_EN:
+        if words[0].lower() in STOP_EN:
             continue
         kind = "person" if _is_person(name, sentence, m.end(), start) else "thing"
         add(start, m.end(), kind)
@@ -163,7 +163,7 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
 
 # -- the wh-phrase ---------------------------------------------------------------------------------
 _COUNTED = re.compile(r"^\s+((?:[a-z][\w-]*\s+){0,1}[a-z][\w-]*)")
-_NOT_NOUNS = _STOP_EN | frozenset("""per each every long wide high tall old deep heavy apart away ago later earlier
+_NOT_NOUNS = STOP_EN | frozenset("""per each every long wide high tall old deep heavy apart away ago later earlier
 more less than about around nearly almost over under times percent per cent""".split())
 
 
@@ -351,7 +351,7 @@ def _invert(clause: str, wh: str) -> str | None:
 
 def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
     """``wh`` + inverted ``subject verb rest``: "was X born", "does X have", "did X join"."""
-    subj = subject[:1].lower() + subject[1:] if subject.split()[0].lower() in _STOP_EN else subject
+    subj = subject[:1].lower() + subject[1:] if subject.split()[0].lower() in STOP_EN else subject
     if verb in _AUX:
         return _finish(f"{wh} {verb} {subj} {rest}")
     if verb in _HAVE:
@@ -403,7 +403,7 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
 
 _WORD = re.compile(r"[A-Za-z][\w'-]*|\d[\d,.]*\d|\d")
 # words that carry no cue of which fact is meant: the stop words, and hedges and adverbs of degree
-_NOT_CUES = _STOP_EN | frozenset("about almost nearly roughly around some only also just within more most less very "
+_NOT_CUES = STOP_EN | frozenset("about almost nearly roughly around some only also just within more most less very "
                                  "so such own".split())
 
 
@@ -442,20 +442,13 @@ def keyword_questions(sentence: str, span: Span, count: int, phrase: str | None 
     return out
 
 
-def answer_clause(sentence: str, span: Span) -> str:
-    """The sentence up to the end of the span's clause: a short statement that answers a question about
-    the span ("Drennick was invented in 1923 by Bartholomew Ashgrove." rather than the whole sentence)."""
-    text = (sentence[: span.end] + _clause_after(sentence[span.end:])).rstrip(" ,;:")
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def questions_for(sentence: str, known_names: set[str] | None = None, max_spans: int = 4,
-                  phrasings: int = 1, keywords: int = 0) -> list[tuple[str, str, str]]:
-    """``(question, span text, answer clause)`` for the first ``max_spans`` spans: the fronted question
+                  phrasings: int = 1, keywords: int = 0) -> list[tuple[str, str]]:
+    """``(question, span text)`` for the first ``max_spans`` spans: the fronted question
     where the sentence has a handled shape, and the echo question, for the span's wh-phrase and, with
     ``phrasings=2``, its :func:`alternative_phrase` too; then ``keywords`` :func:`keyword_questions`;
     duplicates dropped."""
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for span in find_spans(sentence, known_names)[:max_spans]:
         primary = wh_phrase(sentence, span)[2]
@@ -465,51 +458,8 @@ def questions_for(sentence: str, known_names: set[str] | None = None, max_spans:
         for q in questions:
             if q and len(q.split()) >= 4 and q.lower() not in seen and span.text(sentence).lower() not in q.lower():
                 seen.add(q.lower())
-                out.append((q, span.text(sentence), answer_clause(sentence, span)))
+                out.append((q, span.text(sentence)))
     return out
-
-
-def _norm(text: str) -> str:
-    """:func:`~data_processor.parsing.normalize` with a space each side, so a phrase is found as whole words."""
-    return f" {normalize(text)} "
-
-
-#: the kinds of span a question's wh-word asks for (searched in order in the normalised question)
-_WH_KINDS = (
-    (r" (?:how many|how much|what number|how long|how far|how old|how high|how tall|how heavy) ", ("number", "money")),
-    (r" (?:when|what year|which year|what date|which date) ", ("date", "year")),
-    (r" (?:who|whom|which person) ", ("person",)),
-    (r" (?:where|which (?:city|town|village|island|port|country|region|valley|river|bay)) ", ("thing",)),
-)
-
-
-_DEFINITION = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?!the (?:name|title|number)\b)", re.I)
-
-
-def asked_span(question: str, answer: str, fact: str, known_names: set[str] | None = None) -> str | None:
-    """The one name, number or date of ``fact`` that ``answer`` gives, ``question`` does not name and the
-    question's wh-word asks for: what the question asks for. ``None`` when there is none or more than
-    one (the question's target is then not known, and a guess would teach a wrong answer)."""
-    q, a = _norm(question), _norm(answer)
-    if _DEFINITION.match(question.rsplit(ANCHOR_SEPARATOR, 1)[-1]):
-        return None  # "What is the Skarrow Glacier?" asks for a description, not for one of the fact's names
-    found = [s for s in find_spans(fact, known_names) if _norm(s.text(fact)) in a and _norm(s.text(fact)) not in q]
-    # The wh-word says what kind of span is wanted: "how many" a number, "when" a date; a plain "what"
-    # or "which" a name ("What is the difference ...?" is not answered by "Eleven.").
-    kinds = next((k for pattern, k in _WH_KINDS if re.search(pattern, q)), ("person", "thing", "term"))
-    found = [s for s in found if s.kind in kinds]
-    texts = list(dict.fromkeys(s.text(fact) for s in found))
-    return texts[0] if len(texts) == 1 else None
-
-
-def lead_answer(span: str, answer: str) -> str:
-    """``answer`` opened by ``span`` as a sentence of its own ("Port Ebbering. Roughly 4,300 people live
-    ..."): the value comes right after the question, so it is learned from the question's words and not
-    only as the continuation of its source sentence. An answer that already opens with it is kept."""
-    span = span.strip().rstrip(".")
-    if not span or _norm(answer).startswith(_norm(span)):
-        return answer
-    return f"{span[:1].upper()}{span[1:]}. {answer}"
 
 
 # -- self-contained facts --------------------------------------------------------------------------
@@ -543,7 +493,7 @@ def _sentence_subject(sentence: str, known: set[str]) -> str | None:
     if not m:
         return None
     name = m.group(0)
-    words = [w for w in name.split() if w.lower() not in _STOP_EN]
+    words = [w for w in name.split() if w.lower() not in STOP_EN]
     if not words or (len(words) == 1 and words[0].lower() not in known):
         return None  # "Scoring is simple.": an ordinary word at the sentence start
     return name

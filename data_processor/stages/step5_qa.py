@@ -1,36 +1,40 @@
 """Stage 5: ``qa_amount_per_fact`` question/answer pairs per fact, checked against the source chunk.
 
 The model may answer SKIP for a line that is not a fact. A pair whose answer is not supported by
-the chunk (see :func:`~data_processor.parsing.support`), or, with ``answer_states_fact``, that does
-not state its own fact's names and numbers (:func:`~data_processor.parsing.states_the_fact`), is caught
-by the grounding filter: a small generator invents names and numbers, or answers with a neighbouring
-fact, and training on them would teach falsehoods. Such a pair is
+the chunk (see :func:`~data_processor.parsing.support`) is caught by the grounding filter: a small
+generator invents names and numbers, and training on them would teach falsehoods. Such a pair is
 dropped, or (``answer_with_fact``) kept with the fact sentence itself as its answer: its question
 is about the fact (the parser checks that), and the fact is supported by the chunk.
+
+Anchoring lives here too (:func:`anchor_questions`): a generated question that names nothing of its
+document gets the document's title. The pipeline applies it to a wave's QA pairs and their persona
+rewrites just before the rows are written, after the rewrites were made from the plain question.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..parsing import (
     ANCHOR_SEPARATOR,
+    anchor_words,
     ParseError,
     ask_with_repair,
     check_usable,
     clean_line,
     content_words,
     extract_json,
+    finish_question,
     is_repetitive,
     leaked_example_names,
     proper_names,
-    states_the_fact,
     strip_code_fences,
     support,
 )
 from ..prompts import PromptTemplate
 from . import StageResult
+from .step2_chunk import Chunk
 from .step4_facts import Fact
 
 STAGE = "qa"
@@ -66,13 +70,6 @@ def build_prompts(facts: list[Fact], amount: int, template: PromptTemplate, angl
     return chats, index
 
 
-def _finish_question(q: str) -> str:
-    q = q.strip()
-    if q and q[-1] not in "?？":
-        q = q.rstrip(".。!！") + ("？" if re.search(r"[\u4e00-\u9fff]$", q) else "?")
-    return q
-
-
 def parse_qa(reply: str, fact: str | None = None, source: str | None = None, min_support: float = 0.0,
              example_names: set[str] | frozenset = frozenset()) -> tuple[str, str] | str:
     """``(question, answer)`` from a ``Q:/A:`` or JSON reply, or :data:`SKIP`.
@@ -106,7 +103,7 @@ def parse_qa(reply: str, fact: str | None = None, source: str | None = None, min
                 if i + 1 < len(lines):
                     a = _A.sub("", lines[i + 1])
                 break
-    q, a = _finish_question(clean_line(q)), clean_line(a)
+    q, a = finish_question(clean_line(q)), clean_line(a)
     if not q or len(q) < 8:
         raise ParseError("no question found")
     if not a:
@@ -141,6 +138,20 @@ def anchor_question(question: str, title: str, anchors: set[str]) -> str:
     return f"{title}{ANCHOR_SEPARATOR}{question}"
 
 
+def anchor_questions(pairs: list[QAPair], rewrites: list, chunks: list[Chunk],
+                     titles: dict[str, str]) -> tuple[list[QAPair], list]:
+    """A wave's QA pairs and persona rewrites (``Rewrite`` of step 7, whose ``pair_index`` points into
+    ``pairs``) with :func:`anchor_question` applied to every question: the title is the document's
+    (``titles``: document name -> title), the anchors are the words of the fact's chunk (``chunks``)."""
+    anchors = {c.chunk_id: anchor_words(c.text) for c in chunks}
+
+    def anchored(question: str, fact: Fact) -> str:
+        return anchor_question(question, titles[fact.doc_name], anchors[fact.chunk_id])
+
+    pairs = [replace(p, question=anchored(p.question, p.fact)) for p in pairs]
+    return pairs, [replace(r, question=anchored(r.question, pairs[r.pair_index].fact)) for r in rewrites]
+
+
 def run(
     llm,
     facts: list[Fact],
@@ -152,7 +163,6 @@ def run(
     max_repairs: int = 1,
     grounding_threshold: float = 0.0,
     answer_with_fact: bool = False,
-    answer_states_fact: bool = False,
 ) -> StageResult[list[QAPair]]:
     """QA pairs for ``facts``, in fact order, then variant order.
 
@@ -179,11 +189,9 @@ def run(
         q, a = res
         fact = facts[fi]
         # A looping answer ("a game of the X, which is a game of the X, ...") can be made only of the
-        # chunk's words: the grounding check passes it, so it is judged on its own. So, with
-        # answer_states_fact, is an answer made of the chunk's words that states another fact, or none.
+        # chunk's words: the grounding check passes it, so it is judged on its own.
         if grounding_threshold > 0 and (
-                support(a, chunk_text[fact.chunk_id]) < grounding_threshold or is_repetitive(a)
-                or (answer_states_fact and not states_the_fact(a, fact.text, f"{q} {fact.doc_theme}"))):
+                support(a, chunk_text[fact.chunk_id]) < grounding_threshold or is_repetitive(a)):
             if not answer_with_fact or support(fact.text, chunk_text[fact.chunk_id]) < grounding_threshold:
                 counts["grounding_dropped"] += 1
                 continue

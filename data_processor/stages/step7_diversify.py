@@ -15,6 +15,7 @@ from ..parsing import (
     check_usable,
     clean_line,
     content_words,
+    finish_question,
     is_number,
     leaked_example_names,
     normalize,
@@ -24,7 +25,7 @@ from ..parsing import (
 )
 from ..prompts import PromptTemplate
 from . import StageResult
-from .step5_qa import QUESTION_SUPPORT, QAPair, _finish_question
+from .step5_qa import QUESTION_SUPPORT, QAPair
 
 STAGE = "diversify"
 MAX_NEW_TOKENS = 48
@@ -66,7 +67,7 @@ def parse_rewrite(reply: str, original: str, role: str = "", source: str | None 
     m = re.match(r"^(.*?[?？])", line)
     if m:
         line = m.group(1)
-    q = _finish_question(line)
+    q = finish_question(line)
     if len(q) < 8:
         raise ParseError("no question found")
     check_usable(q)

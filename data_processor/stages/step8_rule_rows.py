@@ -1,9 +1,9 @@
-"""Stage 8 (no LLM): training rows made by rule from each fact and chunk.
+"""Stage 8 (no LLM): training rows made by rule from each fact.
 
 This is the generator-independent half of the training data. A 135M generator writes vague or
 off-topic questions for many facts ("What is the record for the islanders?"); rows made by rule
 are always about exactly their fact, keyed by the fact's own words, which is what a closed-book
-question later supplies. Three kinds, each answered with text of the document:
+question later supplies. Two kinds, each answered with the fact sentence:
 
 * ``cloze``: a name or number of the fact blanked out; the answer is the whole fact. Recalling a span
   from the rest of its sentence is the knowledge-augmentation idea of Allen-Zhu & Li (Physics of LMs
@@ -12,9 +12,6 @@ question later supplies. Three kinds, each answered with text of the document:
   echo form and, where the sentence allows, the fronted form, and optionally keyword questions),
   including the reverse question for a subject; the answer is the whole fact. Many phrasings per fact
   are what make a fact extractable by a question worded differently from the training data.
-* ``passage``: the chunk itself as the answer to "Tell me about <title>.", so the facts are also
-  seen in their context (training on the text beside the QA, cf. pre-instruction tuning, Jiang et
-  al. 2402.12847).
 """
 from __future__ import annotations
 
@@ -22,10 +19,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..parsing import _CJK_CHAR
+from ..parsing import CJK_CHAR
 from ..rules import find_spans, questions_for
 from . import StageResult
-from .step2_chunk import Chunk
 from .step4_facts import Fact
 
 STAGE = "rule_rows"
@@ -36,30 +32,28 @@ TEMPLATES = (
     'Complete the sentence about {title}: "{text}"',
     'What belongs in the blank? ({title}) "{text}"',
 )
-PASSAGE_PROMPTS = ("Tell me about {title}.", "What do you know about {title}?", "Describe {title}.")
 # The same prompts for Chinese text, so a zh row is asked in the language it is answered in.
 TEMPLATES_ZH = ('填空（关于{title}）：“{text}”', '补全这句关于{title}的话：“{text}”', '横线处应该填什么？（{title}）“{text}”')
-PASSAGE_PROMPTS_ZH = ("介绍一下{title}。", "你对{title}了解多少？", "讲讲{title}。")
 
 
-def _prompts(text: str, english: tuple[str, ...], chinese: tuple[str, ...]) -> tuple[str, ...]:
-    return chinese if _CJK_CHAR.search(text) else english
+def _templates(text: str) -> tuple[str, ...]:
+    return TEMPLATES_ZH if CJK_CHAR.search(text) else TEMPLATES
 
 
 @dataclass(frozen=True)
 class RuleItem:
-    kind: str  # cloze | wh | passage
+    kind: str  # cloze | wh
     question: str
     answer: str
     doc_name: str
     chunk_id: str
     theme: str
-    fact: str = ""  # the fact the row is about ("" for a passage)
-    span: str = ""  # what was blanked or asked for
+    fact: str  # the fact the row is about
+    span: str  # what was blanked or asked for
 
 
-def _item(kind: str, question: str, fact: Fact, span: str, answer: str | None = None) -> RuleItem:
-    return RuleItem(kind, question, answer or fact.text, fact.doc_name, fact.chunk_id, fact.theme, fact.text, span)
+def _item(kind: str, question: str, fact: Fact, span: str) -> RuleItem:
+    return RuleItem(kind, question, fact.text, fact.doc_name, fact.chunk_id, fact.theme, fact.text, span)
 
 
 def blank_spans(sentence: str, known_names: set[str] | None = None) -> list[tuple[int, int]]:
@@ -90,52 +84,29 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
         title = (titles or {}).get(fact.doc_name) or fact.doc_theme or fact.theme or fact.doc_name
         for j, (s, e) in enumerate(blank_spans(fact.text, (names or {}).get(fact.chunk_id))[:per_fact]):
             text = fact.text[:s] + BLANK + fact.text[e:]
-            templates = _prompts(fact.text, TEMPLATES, TEMPLATES_ZH)
+            templates = _templates(fact.text)
             template = templates[(k + j) % len(templates)]
             items.append(_item("cloze", template.format(title=title.strip(), text=text), fact, fact.text[s:e]))
     return items
 
 
-WH_ANSWERS = ("fact", "clause", "span")
-
-
 def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | None = None,
-             answer: str = "fact", phrasings: int = 1, keywords: int = 0) -> list[RuleItem]:
+             phrasings: int = 1, keywords: int = 0) -> list[RuleItem]:
     """Questions for up to ``max_spans`` spans per fact (see :func:`data_processor.rules.questions_for`),
-    answered with the whole fact (``answer="fact"``), the clause that holds the span ("clause") or the
-    span alone ("span": "Port Ebbering."); ``keywords`` adds that many keyword questions per span."""
+    answered with the whole fact; ``keywords`` adds that many keyword questions per span."""
     if max_spans <= 0:
         return []
-    if answer not in WH_ANSWERS:
-        raise ValueError(f"wh answer must be one of {', '.join(WH_ANSWERS)}, not {answer!r}")
-
-    def reply(fact: Fact, span: str, clause: str) -> str:
-        if answer == "span":
-            return span[0].upper() + span[1:] + ("" if span.endswith(".") else ".")
-        return clause if answer == "clause" else fact.text
-
-    return [_item("wh", q, f, span, reply(f, span, clause))
+    return [_item("wh", q, f, span)
             for f in facts
-            for q, span, clause in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings,
-                                                 keywords)]
+            for q, span in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings, keywords)]
 
 
-def passage_items(chunks: list[Chunk], per_chunk: int, titles: dict[str, str],
-                  themes: dict[str, str] | None = None) -> list[RuleItem]:
-    """``per_chunk`` rows per chunk asking about the document, answered with the chunk's text."""
-    return [RuleItem("passage", _prompts(c.text, PASSAGE_PROMPTS, PASSAGE_PROMPTS_ZH)[(i + j) % 3].format(
-                     title=titles[c.doc_name]), c.text.strip(), c.doc_name, c.chunk_id, (themes or {}).get(c.chunk_id, ""))
-            for i, c in enumerate(chunks) for j in range(per_chunk)]
-
-
-def run(facts: list[Fact], chunks: list[Chunk], titles: dict[str, str], names: dict[str, set[str]], *,
-        cloze_per_fact: int, wh_spans_per_fact: int, passages_per_chunk: int, wh_answer: str = "fact",
-        wh_phrasings: int = 1, wh_keywords: int = 0,
-        themes: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
-    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``passage`` (rows of each kind)."""
+def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *,
+        cloze_per_fact: int, wh_spans_per_fact: int, wh_phrasings: int = 1,
+        wh_keywords: int = 0) -> StageResult[list[RuleItem]]:
+    """Every rule-made row of a wave. Counters: ``cloze`` and ``wh`` (rows of each kind)."""
     items = (cloze_items(facts, cloze_per_fact, titles, names)
-             + wh_items(facts, wh_spans_per_fact, names, wh_answer, wh_phrasings, wh_keywords)
-             + passage_items(chunks, passages_per_chunk, titles, themes))
-    counters = Counter(cloze=0, wh=0, passage=0)
+             + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords))
+    counters = Counter(cloze=0, wh=0)
     counters.update(item.kind for item in items)
     return StageResult(items, counters)

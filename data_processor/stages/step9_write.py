@@ -1,5 +1,9 @@
 """Stage 9: SFT rows (and held-out eval rows) appended one whole line at a time, never duplicated.
 
+:func:`write_rows` turns a wave's QA pairs, persona rewrites and rule-made items into rows, and makes
+the held-out choice (:func:`is_eval_fact`: which facts give questions to the eval file, and which of
+their questions) here, where each row goes to one file or the other.
+
 Each line goes to the file in one ``write`` on an append-only descriptor and is ``fsync``-ed, so a
 kill at any moment leaves a valid JSONL file (at worst a partial last line, which the next run cuts
 off before it appends). Row ids are content hashes; rows whose id, or whose normalised
@@ -12,9 +16,15 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..parsing import normalize
 from ..rules import find_spans
+
+if TYPE_CHECKING:
+    from .step5_qa import QAPair
+    from .step7_diversify import Rewrite
+    from .step8_rule_rows import RuleItem
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +220,48 @@ def eval_row(*, question: str, answer: str, fact: str, theme: str, role: str, fi
         "chunk_id": chunk_id,
         "train_question": train_question,
     }
+
+
+def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rule_items: list[RuleItem], *,
+               fact_answers: bool, seed: int, eval_fraction: float) -> None:
+    """Rows of one wave: each QA pair as generated, then its role rewrites; then the rows made by rule.
+
+    With ``fact_answers``, generated questions and their rewrites are answered with the fact sentence.
+    Held-out rows keep their answers.
+
+    With ``eval_fraction``, a sampled fact (:func:`is_eval_fact`, seeded by ``seed``) gives held-out
+    questions to the eval file instead: one persona rewrite per QA pair, or, for a fact without
+    rewrites, the rule-made questions about its first asked span (both forms). Every other row of the
+    fact stays in training: the held-out question asks for a fact the model was taught in other words.
+    """
+    by_pair: dict[int, list[Rewrite]] = {}
+    for rw in rewrites:
+        by_pair.setdefault(rw.pair_index, []).append(rw)
+    held_out_facts = set()
+    for pi, p in enumerate(pairs):
+        f = p.fact
+        answer = f.text if fact_answers else p.answer
+        common = dict(fact=f.text, theme=f.theme, file_name=f.doc_name, chunk_id=f.chunk_id)
+        variants = by_pair.get(pi, [])
+        pick = None
+        if variants and is_eval_fact(seed, f.chunk_id, f.text, eval_fraction):
+            pick = int(row_id(p.question, p.answer), 16) % len(variants)
+            held_out_facts.add(f.text)
+        out.add_train(train_row(question=p.question, role="", answer=answer, **common))
+        for j, rw in enumerate(variants):
+            if j == pick:
+                out.add_eval(eval_row(question=rw.question, role=rw.role, train_question=p.question, answer=p.answer,
+                                      **common))
+            else:
+                out.add_train(train_row(question=rw.question, role=rw.role, answer=answer, **common))
+    asked: dict[str, str] = {}  # fact -> the span whose questions are held out
+    for item in rule_items:
+        common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
+                      chunk_id=item.chunk_id)
+        if (item.kind == "wh" and item.fact not in held_out_facts
+                and is_eval_fact(seed, item.chunk_id, item.fact, eval_fraction)
+                and asked.setdefault(item.fact, item.span) == item.span):
+            out.add_eval(eval_row(question=item.question, role=item.kind, train_question="", answers=[item.span],
+                                  **common))
+        else:
+            out.add_train(train_row(question=item.question, role=item.kind, **common))

@@ -6,10 +6,9 @@ from data_processor.parsing import (
     clean_line,
     content_words,
     extract_json,
+    finish_question,
     normalize,
     parse_lines,
-    specifics,
-    states_the_fact,
     support,
 )
 
@@ -104,34 +103,12 @@ def test_ask_with_repair_gives_up_after_bounded_rounds():
     assert results == [None] and failures == 1 and len(llm.asked) == 3
 
 
-def test_specifics_are_numbers_and_mid_sentence_names():
-    assert specifics("In 2019 the islanders of Quillmere floated 3,016 lanterns.") == {"2019", "3", "016", "quillmere"}
-    assert specifics("It was built by Ada Norrgaard-Quint.") == {"ada", "norrgaard", "quint"}
-    assert specifics("The festival is held every summer.") == set()
-
-
-FACT = "In 2019 the islanders floated a record 3,016 lanterns on Gullwick Bay."
-
-
-@pytest.mark.parametrize("question, answer, ok", [
-    ("What record did the islanders set in 2019?", "They floated 3,016 lanterns.", True),
-    ("Where were the lanterns floated?", "On Gullwick Bay.", True),
-    ("What is the record?", FACT, True),
-    # one of the fact's specifics the question does not give is enough (the check is on words, not meaning)
-    ("What is the record?", "The record is set by the islanders in 2019.", True),
-    # only repeats the question: says nothing the question asks about
-    ("What record did the islanders set in 2019?", "The islanders set a record in 2019.", False),
-    # a name or number the fact does not state: invented, or borrowed from another sentence
-    ("What record did the islanders set in 2019?", "They floated 3,016 lanterns in France.", False),
-    ("What record did the islanders set in 2019?", "They floated 3,019 lanterns.", False),
-    # names the question (or the title passed with it) supplies are not invented
-    ("Saltlight Festival of Quillmere: what record was set in 2019?", "Quillmere floated 3,016 lanterns.", True),
+@pytest.mark.parametrize("question, finished", [
+    ("When did the festival start", "When did the festival start?"),
+    ("When did the festival start.", "When did the festival start?"),
+    ("  Who carved it?  ", "Who carved it?"),
+    ("节日是哪一年开始的", "节日是哪一年开始的？"),  # a full-width mark after a Chinese character
+    ("", ""),
 ])
-def test_states_the_fact(question, answer, ok):
-    assert states_the_fact(answer, FACT, question) is ok
-
-
-def test_a_fact_without_names_or_numbers_accepts_any_answer_that_invents_none():
-    fact = "The lanterns are made of salt and paper."
-    assert states_the_fact("Salt and paper.", fact, "What are the lanterns made of?")
-    assert not states_the_fact("Salt from Brittany.", fact, "What are the lanterns made of?")
+def test_finish_question_ends_with_one_question_mark(question, finished):
+    assert finish_question(question) == finished

@@ -211,38 +211,16 @@ def test_rule_rows_alone_and_their_held_out_questions(collect, docs_dir, tmp_pat
     go to the eval file with that span as the answer, never to training."""
     rc, backend = collect("--data_path", str(docs_dir), "--save_path", str(tmp_path / "r.jsonl"),
                           "--qa_amount_per_fact", "0", "--personas_per_document", "0", "--wh_spans_per_fact", "3",
-                          "--resolve_pronouns", "true", "--passages_per_chunk", "1", "--eval_fraction", "0.5")
+                          "--resolve_pronouns", "true", "--eval_fraction", "0.5")
     assert rc == 0
     assert {desc for desc, _ in backend.batches} <= {"theme", "facts", "theme-repair1", "facts-repair1"}
     rows, held = read_jsonl(tmp_path / "r.jsonl"), read_jsonl(tmp_path / "r.eval.jsonl")
-    assert {r["role"] for r in rows} == {"cloze", "wh", "passage"} and held
+    assert {r["role"] for r in rows} == {"cloze", "wh"} and held
     train_questions = {r["conversations"][0]["value"] for r in rows}
     for e in held:
         assert e["question"] not in train_questions and e["role"] == "wh"
         assert len(e["answers"]) == 1 and e["answers"][0] in e["fact"] and e["answers"][0] not in e["question"]
         assert any(r["fact"] == e["fact"] for r in rows)  # the fact itself is still taught
-
-
-def test_answer_lead_opens_training_answers_with_the_asked_span(collect, docs_dir, tmp_path):
-    """--answer_lead: each rule-made answer opens with the span its question asks for or blanks; nothing
-    else about the rows changes (same questions, same facts, the same answer after the lead)."""
-    common = ("--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
-    assert collect(*_flags(docs_dir, tmp_path / "plain.jsonl", *common))[0] == 0
-    assert collect(*_flags(docs_dir, tmp_path / "lead.jsonl", *common, "--answer_lead"))[0] == 0
-    plain, led = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "lead.jsonl")
-    assert len(plain) == len(led)
-    opened = 0
-    for p, r in zip(plain, led):
-        assert p["conversations"][0] == r["conversations"][0] and p["fact"] == r["fact"]
-        before, after = p["conversations"][1]["value"], r["conversations"][1]["value"]
-        if after != before:
-            lead, rest = after.split(". ", 1)
-            assert rest == before and lead.lower() in r["fact"].lower()
-            assert lead.lower() not in r["conversations"][0]["value"].lower() or r["role"] == "cloze"
-            opened += 1
-    assert opened >= sum(r["role"] == "wh" for r in led) // 2
-    # held-out rows are not training rows: their answers are the same with or without the lead
-    assert read_jsonl(tmp_path / "plain.eval.jsonl") == read_jsonl(tmp_path / "lead.eval.jsonl")
 
 
 def test_fact_answers_make_every_training_answer_its_fact(collect, docs_dir, tmp_path):

@@ -3,12 +3,10 @@ import pytest
 
 from data_processor.rules import (
     alternative_phrase,
-    asked_span,
     echo_question,
     find_spans,
     fronted_question,
     keyword_questions,
-    lead_answer,
     questions_for,
     resolve_pronoun,
     title_entity,
@@ -99,19 +97,17 @@ def test_no_fronting_when_the_span_is_in_another_clause():
 def test_questions_never_contain_their_answer_and_are_not_repeated():
     s = "The hoop is made of ash wood, has a diameter of 46 centimetres and must weigh between 600 and 650 grams."
     pairs = questions_for(s)
-    assert pairs and len({q for q, _, _ in pairs}) == len(pairs)
-    for q, answer, clause in pairs:
+    assert pairs and len({q for q, _ in pairs}) == len(pairs)
+    for q, answer in pairs:
         assert answer not in q and q.endswith("?") and q[0].isupper()
-        assert answer in clause and s.startswith(clause[:-1])
     assert questions_for(s, max_spans=1) == [p for p in pairs if p[1] == "46"]
-    assert pairs[0][2] == "The hoop is made of ash wood, has a diameter of 46 centimetres."
 
 
 def test_a_second_phrasing_asks_for_the_same_span():
     s = "Drennick was invented in 1923 by Bartholomew Ashgrove, a schoolteacher in Lyndmoor."
     one, two = questions_for(s, max_spans=1), questions_for(s, max_spans=1, phrasings=2)
-    assert set(one) < set(two) and {span for _, span, _ in two} == {"1923"}
-    assert "When was Drennick invented by Bartholomew Ashgrove?" in [q for q, _, _ in two]
+    assert set(one) < set(two) and {span for _, span in two} == {"1923"}
+    assert "When was Drennick invented by Bartholomew Ashgrove?" in [q for q, _ in two]
     assert alternative_phrase("how many players") == "what number of players"
     assert alternative_phrase("which glacier") == "what glacier" and alternative_phrase("what") is None
 
@@ -144,9 +140,9 @@ def test_keyword_questions_need_enough_cues():
 def test_questions_for_adds_keyword_questions_per_span():
     plain, more = questions_for(BRANNOCK, max_spans=4), questions_for(BRANNOCK, max_spans=4, keywords=2)
     added = [p for p in more if p not in plain]
-    assert set(plain) < set(more) and all(": " in q for q, _, _ in added)
-    spans = {span for _, span, _ in plain}
-    assert len(added) == 2 * len(spans) and {span for _, span, _ in added} == spans
+    assert set(plain) < set(more) and all(": " in q for q, _ in added)
+    spans = {span for _, span in plain}
+    assert len(added) == 2 * len(spans) and {span for _, span in added} == spans
 
 
 @pytest.mark.parametrize("title, entity", [
@@ -176,31 +172,3 @@ def test_resolve_pronoun_makes_a_fact_self_contained():
     # "it" is never a person: with a person as the topic and no thing before, it stays
     assert resolve_pronoun("It was first played in 1911.", bio, person, set()) == "It was first played in 1911."
     assert resolve_pronoun("No pronoun here.", bio, person, set()) == "No pronoun here."
-
-
-FERRY = "Visitors reach Quillmere on the ferry Grey Petrel, which sails from Harrowgate Sound twice a week."
-TOWN = "Roughly 4,300 people live there, most of them in the harbour town of Port Ebbering."
-
-
-@pytest.mark.parametrize("question, answer, fact, span", [
-    ("Which ferry takes visitors to Quillmere?", FERRY, FERRY, None),  # two names given, neither named: unclear
-    ("Where does the Grey Petrel sail from?", FERRY, FERRY, None),  # Quillmere or Harrowgate Sound
-    ("Where does the Grey Petrel to Quillmere sail from?", FERRY, FERRY, "Harrowgate Sound"),
-    ("How many people live on the island?", TOWN, TOWN, "4,300"),
-    ("Where do most of the islanders live?", TOWN, TOWN, "Port Ebbering"),  # "where": the name, not the number
-    ("How many people live on the island?", "About 4,300 people live there.", TOWN, "4,300"),  # the answer's own
-    ("What is Quillmere?", FERRY, FERRY, None),  # asks for a description
-    ("Title — What is the Grey Petrel?", FERRY, FERRY, None),  # after an anchored title too
-    ("When was the festival first held?", TOWN, TOWN, None),  # wants a date; the fact has none
-    ("How many people live in Port Ebbering?", "Port Ebbering.", TOWN, None),  # the answer gives no number
-])
-def test_asked_span_is_the_one_span_the_answer_gives_that_the_question_asks_for(question, answer, fact, span):
-    assert asked_span(question, answer, fact) == span
-
-
-def test_lead_answer_opens_with_the_span_once():
-    assert lead_answer("Port Ebbering", TOWN) == "Port Ebbering. " + TOWN
-    assert lead_answer("the Grey Petrel", "It sails twice a week.") == "The Grey Petrel. It sails twice a week."
-    assert lead_answer("Port Ebbering", "Port Ebbering.") == "Port Ebbering."  # already first: unchanged
-    assert lead_answer("4,300", "4,300 people live there.") == "4,300 people live there."
-    assert lead_answer("", TOWN) == TOWN

@@ -71,9 +71,9 @@ def test_copies_of_the_worked_example_are_rejected():
     assert parse_qa("Q: Is the Lantern Warden chosen every year?\nA: The Lantern Warden is not a fact.", fact) == SKIP
 
 
-def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
-    """Chunk-grounded but wrong for this fact: with --answer_states_fact, kept with the fact sentence as
-    the answer (or dropped)."""
+def test_grounding_checks_answers_against_the_chunk():
+    """An answer made of the chunk's words passes, also one that states another fact of the chunk: the
+    check is on the chunk (with --fact_answers the fact sentence answers every generated question)."""
     from data_processor.stages import step5_qa as qa
 
     chunk = "In 2019 the islanders floated a record 3,016 lanterns. The record before was set in 2011."
@@ -89,12 +89,6 @@ def test_an_answer_that_states_another_fact_is_replaced_by_its_own_fact():
     pairs, counts = ask(good, grounding_threshold=0.75, answer_with_fact=True)
     assert pairs[0].answer == "3,016 lanterns." and counts["answers_from_fact"] == 0
     other = "Q: What record did the islanders set in 2019?\nA: The record was set in 2011."
-    strict = dict(grounding_threshold=0.75, answer_states_fact=True)
-    pairs, counts = ask(other, answer_with_fact=True, **strict)
-    assert pairs[0].answer == fact.text and counts["answers_from_fact"] == 1
-    pairs, counts = ask(other, **strict)
-    assert pairs == [] and counts["grounding_dropped"] == 1
-    # default: chunk-level grounding only, which this answer passes
     pairs, counts = ask(other, grounding_threshold=0.75, answer_with_fact=True)
     assert pairs[0].answer == "The record was set in 2011." and counts["answers_from_fact"] == 0
     pairs, _ = ask(other, grounding_threshold=0.0)  # filter off

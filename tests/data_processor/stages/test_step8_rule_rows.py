@@ -104,16 +104,12 @@ def test_is_repetitive(text, looping):
     assert is_repetitive(text) is looping
 
 
-def test_wh_items_answer_with_the_fact_its_clause_or_the_span_alone():
+def test_wh_items_ask_for_each_span_and_answer_with_the_fact():
     from data_processor.stages.step8_rule_rows import wh_items
 
     text = "Roughly 4,300 people live there, most of them in the harbour town of Port Ebbering."
     fact = Fact("d#0", "d.txt", 0, text, "Quillmere")
-    by_answer = {a: wh_items([fact], 4, {"d#0": {"Port Ebbering"}}, answer=a) for a in ("fact", "clause", "span")}
-    assert [i.question for i in by_answer["fact"]] == [i.question for i in by_answer["span"]]
-    assert all(i.answer == text for i in by_answer["fact"])
-    spans = {i.span: i.answer for i in by_answer["span"]}
-    assert spans["Port Ebbering"] == "Port Ebbering." and spans["4,300"] == "4,300."
-    assert all(i.answer.startswith("Roughly 4,300") for i in by_answer["clause"])
-    with pytest.raises(ValueError, match="span"):
-        wh_items([fact], 4, None, answer="word")
+    items = wh_items([fact], 4, {"d#0": {"Port Ebbering"}})
+    assert {i.span for i in items} == {"4,300", "Port Ebbering"}
+    assert all(i.answer == i.fact == text and i.kind == "wh" and i.span not in i.question for i in items)
+    assert wh_items([fact], 0) == []
