@@ -93,3 +93,21 @@ def test_grounding_checks_answers_against_the_chunk():
     assert pairs[0].answer == "The record was set in 2011." and counts["answers_from_fact"] == 0
     pairs, _ = ask(other, grounding_threshold=0.0)  # filter off
     assert pairs[0].answer == "The record was set in 2011."
+
+
+def test_anchor_questions_prefix_the_title_to_pairs_and_rewrites_that_name_nothing_specific():
+    from data_processor.stages.step2_chunk import Chunk
+    from data_processor.stages.step5_qa import QAPair, anchor_questions
+    from data_processor.stages.step7_diversify import Rewrite
+
+    chunk = Chunk("q.txt", 0, "The festival began in 1847 on Quillmere. The festival is held in May.", 16)
+    fact = Fact(chunk.chunk_id, "q.txt", 0, "The festival began in 1847 on Quillmere.", "Festival")
+    pairs = [QAPair(fact, 0, "When did the festival begin?", "In 1847."),
+             QAPair(fact, 1, "When did the Quillmere festival begin?", "In 1847.")]
+    rewrites = [Rewrite(0, "a tourist", "So when did it all begin?"), Rewrite(1, "a child", "What year on Quillmere?")]
+    title = "The Saltlight Festival"
+    anchored, rewritten = anchor_questions(pairs, rewrites, [chunk], {"q.txt": title})
+    assert [p.question for p in anchored] == [f"{title} — When did the festival begin?",
+                                              "When did the Quillmere festival begin?"]
+    assert [r.question for r in rewritten] == [f"{title} — So when did it all begin?", "What year on Quillmere?"]
+    assert [(p.fact, p.answer) for p in anchored] == [(p.fact, p.answer) for p in pairs]  # only questions change

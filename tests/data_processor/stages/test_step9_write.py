@@ -81,3 +81,36 @@ def test_eval_fact_choice_is_seeded_and_proportional():
     assert 0.2 < sum(picks) / len(picks) < 0.3
     assert picks != [is_eval_fact(2, "c#0", f"fact {i}", 0.25) for i in range(2000)]
     assert not any(is_eval_fact(1, "c#0", f"fact {i}", 0.0) for i in range(100))
+
+
+def test_write_rows_holds_out_one_rewrite_per_held_out_pair_or_one_span_of_rule_questions(tmp_path):
+    from data_processor.stages.step4_facts import Fact
+    from data_processor.stages.step5_qa import QAPair
+    from data_processor.stages.step7_diversify import Rewrite
+    from data_processor.stages.step8_rule_rows import RuleItem
+    from data_processor.stages.step9_write import write_rows
+
+    with_rewrites = Fact("a.txt#0", "a.txt", 0, "The bridge opened in 1911.", "Bridge")
+    rules_only = Fact("a.txt#0", "a.txt", 1, "Ada Pellingham built it in Castelbrook.", "Bridge")
+    pairs = [QAPair(with_rewrites, 0, "When did the bridge open?", "In 1911.")]
+    rewrites = [Rewrite(0, "a tourist", "What year did the bridge open?"), Rewrite(0, "a child", "How old is the bridge?")]
+    items = [RuleItem("wh", q, rules_only.text, "a.txt", "a.txt#0", "Bridge", rules_only.text, span)
+             for q, span in (("Who built it in Castelbrook?", "Ada Pellingham"), ("Which person built it?", "Ada Pellingham"),
+                             ("Ada Pellingham built it where?", "Castelbrook"))]
+
+    def run(name, **kw):
+        out = OutputSet(tmp_path / f"{name}.jsonl", tmp_path / f"{name}.eval.jsonl")
+        write_rows(out, pairs, rewrites, items, seed=0, **kw)
+        out.close()
+        return ([json.loads(x) for x in open(tmp_path / f"{name}.jsonl")],
+                [json.loads(x) for x in open(tmp_path / f"{name}.eval.jsonl")])
+
+    train, held = run("none", fact_answers=False, eval_fraction=0.0)
+    assert held == [] and len(train) == 6 and train[0]["conversations"][1]["value"] == "In 1911."
+    train, held = run("all", fact_answers=True, eval_fraction=0.999999)
+    # one of the two rewrites, answered as generated; the first asked span's two questions, answered by the span
+    assert [(e["role"], e["answers"]) for e in held] == [(held[0]["role"], ["1911"]), ("wh", ["Ada Pellingham"]),
+                                                         ("wh", ["Ada Pellingham"])]
+    assert held[0]["role"] in ("a tourist", "a child") and held[0]["train_question"] == "When did the bridge open?"
+    assert [r["role"] for r in train] == ["", ({"a tourist", "a child"} - {held[0]["role"]}).pop(), "wh"]
+    assert all(r["conversations"][1]["value"] == r["fact"] for r in train)  # fact_answers: every answer its fact
