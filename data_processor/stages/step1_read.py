@@ -2,7 +2,8 @@
 
 Every failure is a :class:`ReadError` whose message names the file and the reason; the pipeline
 reports it, counts it by :attr:`ReadError.reason`, and goes on with the other files. The readers of
-PDF, HTML and PPTX are in :mod:`.step1_formats`.
+PDF, HTML and PPTX are in :mod:`.step1_formats`; what both modules share (the skip reasons,
+:class:`ReadError`, tables as sentences) is in :mod:`.step1_common`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import step1_formats as formats
+# Every skip reason, also those only step1_formats raises: callers read them all from this module, the stage's door.
+from .step1_common import (BAD_LINK, BINARY, CORRUPT, EMPTY, ENCODING, ENCRYPTED, NO_MAIN_TEXT,  # noqa: F401
+                           NO_TEXT_LAYER, UNREADABLE, WRONG_SUFFIX, ReadError, table_text)
 
 logger = logging.getLogger(__name__)
 
@@ -27,28 +33,6 @@ _BOMS = [  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (b"\xff\xfe", "utf-16"),
     (b"\xfe\xff", "utf-16"),
 ]
-
-
-# Why a file was skipped, as the run summary counts them (``files_skipped_by_reason``).
-NO_TEXT_LAYER = "no text layer"
-ENCRYPTED = "encrypted"
-CORRUPT = "corrupt or truncated"
-NO_MAIN_TEXT = "no main text"
-WRONG_SUFFIX = "extension does not match content"
-EMPTY = "empty"
-BINARY = "binary"
-ENCODING = "unknown encoding"
-UNREADABLE = "cannot read"
-BAD_LINK = "broken link or unreadable folder"
-
-
-class ReadError(ValueError):
-    """A document could not be read; the message starts with its path, ``reason`` is one of the
-    categories above."""
-
-    def __init__(self, message: str, reason: str = UNREADABLE) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -214,40 +198,6 @@ def _md_tables(text: str) -> str:
     return "\n".join(out)
 
 
-def _label(header: str) -> str:
-    """A column header as it reads inside a sentence: "Peak temperature" -> "peak temperature"; an acronym
-    ("GDP") keeps its case."""
-    return header if header[:2].isupper() else header[:1].lower() + header[1:]
-
-
-def table_text(rows: list[list[str]]) -> str:
-    """A table as text the later stages can use.
-
-    With a header row (two or more cells, none empty, no digits), each body row of the same width becomes
-    one sentence that names every value by its column: "For model Emberlark Mini, the weight is 9 kg and
-    the price is 399 euros." A fact taken from a bare row ("Emberlark Mini | 9 kg | 399 euros") would not
-    say what its numbers are, so no question could be asked about them. Other rows, and every row of a
-    table without such a header, stay ``a | b | c``.
-    """
-    def cells(row: list[str]) -> str:
-        return " | ".join(c for c in row if c)
-
-    rows = [[" ".join(c.split()) for c in row] for row in rows if any(c.strip() for c in row)]
-    header = rows[0] if rows else []
-    if len(rows) < 2 or len(header) < 2 or not all(header) or any(ch.isdigit() for h in header for ch in h):
-        return "\n".join(cells(row) for row in rows)
-    out = []
-    for row in rows[1:]:
-        values = [(_label(h), c) for h, c in zip(header[1:], row[1:]) if c and c not in ("-", "–", "—")]
-        if len(row) != len(header) or not row[0] or not values:
-            out.append(cells(row))
-            continue
-        said = [f"the {h} is {c.rstrip('.')}" for h, c in values]
-        body = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
-        out.append(f"For {_label(header[0])} {row[0]}, {body}.")
-    return "\n".join(out)
-
-
 def markdown_to_text(text: str) -> str:
     """Drop markdown syntax that would confuse the generator; keep all the words (tables as
     :func:`table_text`)."""
@@ -353,8 +303,6 @@ def read_pages(path: str | os.PathLike, file_type: str = "auto",
     Raises:
         ReadError: unreadable, binary, corrupt, encrypted, mislabelled or empty (whitespace only) files.
     """
-    from . import step1_formats as formats
-
     path = Path(path)
     label = name or str(path)
     kind = SUFFIXES.get(path.suffix.lower(), "txt") if file_type == "auto" else file_type

