@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     import torch
 
-    from data_processor.backends.base import SamplingConfig
-    from data_processor.backends.hf import HFBackend, cpu_bf16_flags, cpu_dtype
+    from generation.base import SamplingConfig
+    from generation.hf import HFBackend, cpu_bf16_flags, cpu_dtype
     from replay.build import read_prompts
 
     torch.set_num_threads(args.threads)

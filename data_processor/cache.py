@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .backends.base import Chat, LLMBackend, SamplingConfig
+from generation.base import Chat, LLMBackend, SamplingConfig
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generation import BACKENDS
+from generation.base import SamplingConfig
 from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, split_recipe_flag
 
-from .backends import BACKENDS
-from .backends.base import SamplingConfig
 from .prompts import LANGUAGES
 from .stages.step1_read import FILE_TYPES
 
@@ -185,7 +185,7 @@ class CollectConfig:
                               seed=self.seed, stop_repeated_lines=self.stop_repeated_lines)
 
     def backend_kwargs(self) -> dict:
-        """Settings for :func:`~data_processor.backends.build_backend` (each backend takes its own)."""
+        """Settings for :func:`~generation.build_backend` (each backend takes its own)."""
         return dict(
             model_name_or_path=self.model_name_or_path, batch_size=self.batch_size, dtype=self.dtype,
             workers=self.cpu_workers,

@@ -19,9 +19,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
+from generation import BackendError, LLMBackend, build_backend
 from utils.io_utils import atomic_write_json
 
-from .backends import BackendError, LLMBackend, build_backend
 from .cache import CachedLLM, ResultCache
 from .config import CollectConfig, parse_args
 from .parsing import proper_names

@@ -33,6 +33,7 @@ from evaluation.general_text import change_pct, load_general_text, mean_nll
 from evaluation.open_book import OPEN_BOOK_PROMPT, OpenBook
 from evaluation.report import BASE_LABEL, OPEN_BOOK_LABEL, build_set_result, render_markdown, results_table
 from evaluation.scoring import score_prediction
+from generation import BACKENDS, BackendError, LLMBackend, SamplingConfig, build_backend
 from utils.data_formats import to_messages
 from utils.io_utils import DataFileError, atomic_write_json, atomic_write_text, iter_jsonl
 from utils.logging_utils import setup_logging
@@ -97,7 +98,7 @@ class EvalArguments:
     output_dir: str = field(default="runs/evaluate", metadata={"help": "Where results.json, report.md go."})
     overwrite: bool = field(default=False, metadata={"help": "Regenerate even when cached predictions match."})
     judge_model_type: str | None = field(default=None, metadata={
-        "help": "Optional LLM-as-judge backend: api, hf or vllm (see data_processor.backends)."})
+        "help": "Optional LLM-as-judge backend: api, hf or vllm (see the generation package)."})
     judge_model: str = field(default="default", metadata={
         "help": "Judge model: the model name for api, a path/hub id for hf and vllm."})
     judge_api_base: str | None = field(default=None, metadata={"help": "Base URL of the judge's API server."})
@@ -117,8 +118,8 @@ class EvalArguments:
             self.general_text = None
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_questions < 0:
             raise ValueError("--batch_size and --max_new_tokens must be >= 1, --max_questions >= 0")
-        if self.judge_model_type is not None and self.judge_model_type not in ("api", "hf", "vllm"):
-            raise ValueError(f"--judge_model_type must be api, hf or vllm, not {self.judge_model_type!r}")
+        if self.judge_model_type is not None and self.judge_model_type not in BACKENDS:
+            raise ValueError(f"--judge_model_type must be one of {', '.join(BACKENDS)}, not {self.judge_model_type!r}")
         for item in self.served:
             label, sep, url = item.partition("=")
             if not sep or not label.strip() or not url.split(",")[0].strip().startswith(("http://", "https://")):
@@ -264,31 +265,30 @@ def prediction_key(spec: ModelSpec, questions: list[dict], args: EvalArguments, 
     }
 
 
-def build_backend(spec: ModelSpec, args: EvalArguments):
-    """The generator of one column: the base model; a PEFT adapter merged into its own copy of the base
-    (so the updated model generates as fast as the base, and the base column never sees a LoRA layer);
-    or a merged model folder; or, for a served model, the collector's api backend."""
+def backend_args(spec: ModelSpec, args: EvalArguments) -> tuple[str, dict]:
+    """The generation factory's arguments (:func:`generation.build_backend`) for one column: on the hf
+    backend, the base model; a PEFT adapter merged into its own copy of the base (so the updated model
+    generates as fast as the base, and the base column never sees a LoRA layer); or a merged model folder.
+    A served model gets the api backend on its server, with ``--served_kwargs``."""
     if spec.kind == "served":
-        return _served_backend(spec, args)
-    from data_processor.backends.hf import HFBackend
-
-    common = dict(batch_size=args.batch_size, dtype=args.dtype, workers=args.cpu_workers, show_progress=True)
+        kwargs = json.loads(args.served_kwargs) if args.served_kwargs else {}
+        return "api", {"api_base": spec.model, "show_progress": True,
+                       **({"api_model": spec.api_model} if spec.api_model else {}), **kwargs}
+    common = {"batch_size": args.batch_size, "dtype": args.dtype, "workers": args.cpu_workers, "show_progress": True}
     if spec.kind == "adapter":
-        return HFBackend(args.model_name_or_path, adapter_path=spec.adapter, merge_adapter=True, **common)
-    return HFBackend(spec.model, **common)
+        return "hf", {"model_name_or_path": args.model_name_or_path, "adapter_path": spec.adapter,
+                      "merge_adapter": True, **common}
+    return "hf", {"model_name_or_path": spec.model, **common}
 
 
-def _served_backend(spec: ModelSpec, args: EvalArguments):
-    """The collector's api backend on ``spec``'s server. Without a model name, the server is asked for
-    its models (``GET /models``) and the only one is used; the name is not written into ``spec``, so the
-    cache key stays "this URL's only model" and a re-run reuses the replies without the server."""
-    from data_processor.backends import build_backend as build_llm_backend
-    from data_processor.backends.base import BackendError
-
-    kwargs = json.loads(args.served_kwargs) if args.served_kwargs else {}
-    backend = build_llm_backend("api", api_base=spec.model, show_progress=True,
-                                **({"api_model": spec.api_model} if spec.api_model else {}), **kwargs)
-    if not spec.api_model:
+def column_backend(spec: ModelSpec, args: EvalArguments) -> LLMBackend:
+    """The (unloaded, except to ask a server for its model) generator of one column, from the generation
+    factory. A served model named by its URL alone is the server's only model (``GET /models``); the name
+    is not written into ``spec``, so the cache key stays "this URL's only model" and a re-run reuses the
+    replies without the server."""
+    model_type, kwargs = backend_args(spec, args)
+    backend = build_backend(model_type, **kwargs)
+    if spec.kind == "served" and not spec.api_model:
         try:
             backend.load()
             ids = [m.id for m in backend.client.models.list()]
@@ -323,8 +323,6 @@ def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[
                         book_chats: dict[str, list] | None = None) -> dict:
     """``{set name: {label: [reply, ...]}}``, generating only what is not cached in ``out_dir/predictions``.
     The open-book column asks ``book_chats`` (:func:`open_book_chats`) of the knowledge sets only."""
-    from data_processor.backends.base import SamplingConfig
-
     # The open-book column decodes exactly as the closed-book ones (greedy, the same reply cap), so the only
     # difference between it and the base column is the document in the prompt.
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
@@ -347,7 +345,7 @@ def collect_predictions(args: EvalArguments, specs: list[ModelSpec], sets: list[
                     preds[s.name][spec.label] = json.loads(cache.read_text(encoding="utf-8"))["predictions"]
                     continue
                 logger.info("%s on %s: asking %d questions", spec.label, s.name, len(s.questions))
-                backend = backend or build_backend(spec, args)
+                backend = backend or column_backend(spec, args)
                 replies = backend.generate(chats, sampling, desc=f"{spec.label}/{s.name}")
                 atomic_write_json(cache, {"label": spec.label, "set": s.name, "predictions": replies})
                 mark_current(cache, key)
@@ -374,7 +372,7 @@ def general_text_nll(args: EvalArguments, specs: list[ModelSpec], out_dir: Path,
         if not args.overwrite and is_current(cache, key):
             result = json.loads(cache.read_text(encoding="utf-8"))
         else:
-            backend = build_backend(spec, args)
+            backend = column_backend(spec, args)
             try:
                 backend.load()  # in this process: one forward pass per row needs no worker pool
                 result = mean_nll(backend.model, backend.tokenizer, rows, args.system_prompt)
@@ -412,9 +410,7 @@ def parse_verdict(text: str) -> bool | None:
 
 
 def build_judge(args: EvalArguments):
-    """The judge backend through the shared factory (imported lazily: only needed with a judge)."""
-    from data_processor.backends import build_backend
-
+    """The judge backend, from the generation factory."""
     kwargs = json.loads(args.judge_kwargs) if args.judge_kwargs else {}
     if args.judge_model_type == "api":
         kwargs.setdefault("api_model", args.judge_model)
@@ -427,8 +423,6 @@ def build_judge(args: EvalArguments):
 
 def judge_predictions(args: EvalArguments, sets: list[EvalSet], preds: dict) -> dict:
     """``{set: {label: [True/False/None, ...]}}`` from one batched judge call over everything."""
-    from data_processor.backends.base import BackendError, SamplingConfig
-
     judge = build_judge(args)
     keys, chats = [], []
     for s in sets:
@@ -511,8 +505,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # __post_init__ validation
         logger.error("%s", exc)
         return 2
-    from data_processor.backends.base import BackendError
-
     try:
         run(args)
     except (DataFileError, FileNotFoundError) as exc:

@@ -42,7 +42,7 @@ def choose_bf16(requested, *, cuda_available: bool, cuda_bf16: bool, cpuinfo: st
     DeepSpeed on a CPU host stays fp32 under auto: its bf16 mode casts every parameter, the LoRA weights
     included, to bf16 (fp32 copies in its optimizer), which is not the measured scheme.
     """
-    from data_processor.backends.hf import cpu_bf16_flags
+    from generation.hf import cpu_bf16_flags
 
     forced = parse_bf16(requested)
     if forced is not None:

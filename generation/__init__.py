@@ -1,4 +1,5 @@
-"""LLM backends behind one protocol (:class:`LLMBackend`); :func:`build_backend` picks one by name."""
+"""LLM backends behind one protocol (:class:`LLMBackend`), shared by collection, replay and evaluation;
+:func:`build_backend` picks one by name."""
 from __future__ import annotations
 
 import inspect

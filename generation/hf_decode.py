@@ -7,7 +7,7 @@ of its time computing rows that have already ended. :func:`continuous_generate` 
 loop over a transformers ``DynamicCache`` instead: a row is dropped from the cache as soon as it ends,
 and once a quarter of the slots are free the next waiting prompts are prefilled and their cache rows
 joined to the running batch (left-padded to a common length; the attention mask hides the padding).
-Greedy replies are the ones ``model.generate`` gives (tests/data_processor/test_hf_decode.py); sampling
+Greedy replies are the ones ``model.generate`` gives (tests/generation/test_hf_decode.py); sampling
 draws from the same distribution (temperature, top-k, top-p, as ``generate`` applies them).
 
 Only plain decoder-only models whose cache layers are all full-attention ``DynamicLayer``s and whose

@@ -137,8 +137,8 @@ def build_replay(model_name_or_path: str, prompts_path: str | Path, output: str 
     if is_current(output, key):
         logger.info("replay rows up to date: %s", output)
         return output
-    from data_processor.backends.base import SamplingConfig
-    from data_processor.backends.hf import HFBackend
+    from generation.base import SamplingConfig
+    from generation.hf import HFBackend
 
     backend = backend or HFBackend(model_name_or_path, batch_size=batch_size, progress_desc="replay answers",
                                     workers=workers)

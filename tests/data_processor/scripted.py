@@ -15,7 +15,7 @@ import sys
 import time
 from string import Template
 
-from data_processor.backends.base import BackendError, LLMBackend
+from generation.base import BackendError, LLMBackend
 from data_processor.prompts import load_lines, load_template
 from data_processor.stages.step2_chunk import sentence_spans
 

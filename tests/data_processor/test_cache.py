@@ -1,4 +1,4 @@
-from data_processor.backends.base import SamplingConfig
+from generation.base import SamplingConfig
 from data_processor.cache import CachedLLM, ResultCache, cache_key
 from tests.data_processor.scripted import ScriptedBackend
 
@@ -33,7 +33,7 @@ def test_replies_are_cached_as_they_arrive(tmp_path):
     """A failure in the middle of a batch keeps what was done before it."""
     import pytest
 
-    from data_processor.backends.base import BackendError
+    from generation.base import BackendError
 
     backend = ScriptedBackend(fail_after=3)
     cache = ResultCache(tmp_path / "c.sqlite")

@@ -161,15 +161,13 @@ class _ScriptedJudge:
 
 
 def test_llm_judge_through_the_backend_factory(monkeypatch):
-    import data_processor.backends as backends
-
     built = []
 
     def fake_build_backend(model_type, **kwargs):
         built.append((model_type, kwargs))
         return _ScriptedJudge(**kwargs)
 
-    monkeypatch.setattr(backends, "build_backend", fake_build_backend)
+    monkeypatch.setattr(evaluate, "build_backend", fake_build_backend)
     args = evaluate.parse_args(["--judge_model_type", "api", "--judge_model", "judge-x",
                                 "--judge_api_base", "http://h:1/v1", "--judge_kwargs", '{"max_concurrency": 2}'])
     qs = [{"question": "Capital of France?", "answers": ["Paris"], "source": "s:1"},
@@ -182,6 +180,28 @@ def test_llm_judge_through_the_backend_factory(monkeypatch):
     hf_args = evaluate.parse_args(["--judge_model_type", "hf", "--judge_model", "some/path"])
     evaluate.build_judge(hf_args)
     assert built[-1] == ("hf", {"model_name_or_path": "some/path"})
+
+
+def test_every_column_is_built_by_the_generation_factory():
+    """Each kind of column maps to the factory's arguments, which the factory accepts."""
+    from generation import build_backend
+
+    args = evaluate.parse_args(["--recipe", "none", "--model_name_or_path", "base/m", "--batch_size", "4",
+                                "--dtype", "float32", "--cpu_workers", "2", "--served_kwargs", '{"max_concurrency": 3}'])
+    hf = {"batch_size": 4, "dtype": "float32", "workers": "2", "show_progress": True}
+    cases = [
+        (evaluate.ModelSpec("base", "base/m"), ("hf", {"model_name_or_path": "base/m", **hf})),
+        (evaluate.ModelSpec("upd", "base/m", adapter="a/dir", kind="adapter"),
+         ("hf", {"model_name_or_path": "base/m", "adapter_path": "a/dir", "merge_adapter": True, **hf})),
+        (evaluate.ModelSpec("m", "merged/dir", kind="merged"), ("hf", {"model_name_or_path": "merged/dir", **hf})),
+        (evaluate.ModelSpec("s", "http://h:1/v1", kind="served", api_model="x"),
+         ("api", {"api_base": "http://h:1/v1", "api_model": "x", "show_progress": True, "max_concurrency": 3})),
+    ]
+    for spec, expected in cases:
+        assert evaluate.backend_args(spec, args) == expected
+        model_type, kwargs = expected
+        backend = build_backend(model_type, **kwargs)  # unloaded: nothing is read or asked
+        assert type(backend).__module__ == f"generation.{model_type}"
 
 
 # -- end to end on the tiny model ------------------------------------------------------------------
@@ -217,7 +237,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_model_dir, tiny_adapter, qa_files, m
     def boom(*a, **k):
         raise AssertionError("should have used the cache")
 
-    monkeypatch.setattr(evaluate, "build_backend", boom)
+    monkeypatch.setattr(evaluate, "column_backend", boom)
     assert evaluate.main(argv) == 0
     assert json.loads((out / "results.json").read_text())["sets"] == results["sets"]
 
@@ -226,14 +246,14 @@ def test_base_column_after_adapter_is_the_base(tiny_model_dir, tiny_adapter):
     """Asking the base again after an adapter was injected gives the base's replies, not the adapter's."""
     args = evaluate.parse_args(["--model_name_or_path", str(tiny_model_dir), "--adapters", str(tiny_adapter),
                                 "--max_new_tokens", "5", "--dtype", "float32"])
-    from data_processor.backends.base import SamplingConfig
+    from generation.base import SamplingConfig
 
     base, lora = evaluate.model_specs(args)
     chats = [[{"role": "user", "content": "Who invented drennick?"}], [{"role": "user", "content": "Hello"}]]
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=5)
 
     def ask(spec):
-        backend = evaluate.build_backend(spec, args)
+        backend = evaluate.column_backend(spec, args)
         try:
             return backend.generate(chats, sampling)
         finally:
@@ -246,8 +266,8 @@ def test_base_column_after_adapter_is_the_base(tiny_model_dir, tiny_adapter):
 
 def test_merged_adapter_answers_like_the_unmerged_adapter(tiny_model_dir, tiny_adapter):
     """evaluate.py merges each adapter before generating (speed); the merge must not change the replies."""
-    from data_processor.backends.base import SamplingConfig
-    from data_processor.backends.hf import HFBackend
+    from generation.base import SamplingConfig
+    from generation.hf import HFBackend
 
     chats = [[{"role": "user", "content": "Who invented drennick?"}], [{"role": "user", "content": "Hello"}]]
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=6)
@@ -261,8 +281,8 @@ def test_merged_adapter_answers_like_the_unmerged_adapter(tiny_model_dir, tiny_a
 
 def test_worker_processes_answer_like_one_process(tiny_model_dir):
     """The CPU layout (worker processes of one thread, batches split among them) changes nothing in the replies."""
-    from data_processor.backends.base import SamplingConfig
-    from data_processor.backends.hf import HFBackend
+    from generation.base import SamplingConfig
+    from generation.hf import HFBackend
 
     chats = [[{"role": "user", "content": f"Question number {i}: who invented drennick?" + " more" * i}]
              for i in range(7)]

@@ -98,8 +98,8 @@ def test_evaluate_open_book_column(tmp_path, tiny_model_dir, corpus, monkeypatch
 
     # the column is cached like the others; a changed document changes its prompts, so it is asked again
     asked = []
-    real = evaluate.build_backend
-    monkeypatch.setattr(evaluate, "build_backend", lambda spec, args: asked.append(spec.label) or real(spec, args))
+    real = evaluate.column_backend
+    monkeypatch.setattr(evaluate, "column_backend", lambda spec, args: asked.append(spec.label) or real(spec, args))
     assert evaluate.main(argv) == 0 and asked == []
     (docs / "festival.txt").write_text("The Saltlight Festival began in 1848.\n")
     assert evaluate.main(argv) == 0 and asked == ["open_book"]
@@ -110,7 +110,7 @@ def test_a_question_without_its_document_stops_before_any_model_runs(tmp_path, t
     docs, _, _ = corpus
     qa = _write_jsonl(tmp_path / "bad.jsonl", [{"question": "Q?", "answers": ["a"], "doc": "festival.txt"},
                                                {"question": "R?", "answers": ["b"]}])
-    monkeypatch.setattr(evaluate, "build_backend", lambda *a: pytest.fail("generated before checking the documents"))
+    monkeypatch.setattr(evaluate, "column_backend", lambda *a: pytest.fail("generated before checking the documents"))
     rc = evaluate.main(["--model_name_or_path", str(tiny_model_dir), "--qa_file", str(qa), "--control_file", "none",
                         "--open_book", str(docs), "--output_dir", str(tmp_path / "o")])
     assert rc == 2 and "bad.jsonl:2: the question names no document" in caplog.text

@@ -1,9 +1,9 @@
 """The api backend against a local fake OpenAI-compatible server that injects faults."""
 import pytest
 
-from data_processor.backends import BackendError, build_backend
-from data_processor.backends.api import APIBackend, RateLimiter, backoff_delay, parse_retry_after
-from data_processor.backends.base import SamplingConfig
+from generation import BackendError, build_backend
+from generation.api import APIBackend, RateLimiter, backoff_delay, parse_retry_after
+from generation.base import SamplingConfig
 from tests.data_processor.conftest import read_jsonl
 from tests.data_processor.fake_openai import FakeOpenAI
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from data_processor.backends import build_backend
-from data_processor.backends.base import SamplingConfig
+from generation import build_backend
+from generation.base import SamplingConfig
 from tests.data_processor.conftest import collect_with_model, read_jsonl
 
 
@@ -74,7 +74,7 @@ ARM_FLAGS = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
 def test_auto_dtype_on_a_cpu_is_bf16_only_with_native_bf16_instructions():
     import torch
 
-    from data_processor.backends.hf import HFBackend, cpu_bf16_flags, cpu_dtype
+    from generation.hf import HFBackend, cpu_bf16_flags, cpu_dtype
 
     assert cpu_bf16_flags(EPYC_FLAGS) == {"avx512_bf16"} and cpu_dtype(EPYC_FLAGS) is torch.bfloat16
     assert cpu_bf16_flags(ARM_FLAGS) == {"bf16"} and cpu_dtype(ARM_FLAGS) is torch.bfloat16
@@ -99,8 +99,8 @@ def test_cpu_workers_exit_when_the_collector_is_killed(tiny_model_dir, tmp_path)
     script = tmp_path / "parent.py"
     script.write_text(
         "import os\n"
-        "from data_processor.backends.base import SamplingConfig\n"
-        "from data_processor.backends.hf import HFBackend\n"
+        "from generation.base import SamplingConfig\n"
+        "from generation.hf import HFBackend\n"
         "if __name__ == '__main__':  # spawned workers import this file too\n"
         f"    b = HFBackend({str(tiny_model_dir)!r}, workers=2, batch_size=1, show_progress=False)\n"
         "    b.generate([[{'role': 'user', 'content': 'hi'}]] * 2, SamplingConfig(temperature=0.0, max_new_tokens=2))\n"

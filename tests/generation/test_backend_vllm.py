@@ -3,8 +3,8 @@ import importlib.util
 
 import pytest
 
-from data_processor.backends import BackendError, build_backend
-from data_processor.backends.base import SamplingConfig
+from generation import BackendError, build_backend
+from generation.base import SamplingConfig
 from tests.conftest import requires_gpu
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -20,7 +20,7 @@ def test_missing_vllm_is_a_clear_error():
 def test_importing_the_module_does_not_import_vllm():
     import sys
 
-    import data_processor.backends.vllm  # noqa: F401
+    import generation.vllm  # noqa: F401
 
     assert HAS_VLLM or "vllm" not in sys.modules
 

@@ -1,4 +1,4 @@
-"""Continuous batching (data_processor/backends/hf_decode.py) against ``model.generate`` on a tiny model.
+"""Continuous batching (generation/hf_decode.py) against ``model.generate`` on a tiny model.
 
 The shared tiny model repeats one token forever, so these tests redraw its weights with a larger spread
 (varied tokens) and give it stop tokens taken from a first greedy run: replies then end at different
@@ -6,9 +6,9 @@ steps, rows leave the batch and waiting prompts join it.
 """
 import pytest
 
-from data_processor.backends.base import SamplingConfig
-from data_processor.backends.hf import HFBackend, _generate_batch, chunk_size
-from data_processor.backends.hf_decode import continuous_generate, supports_continuous
+from generation.base import SamplingConfig
+from generation.hf import HFBackend, _generate_batch, chunk_size
+from generation.hf_decode import continuous_generate, supports_continuous
 
 NEW = 12
 

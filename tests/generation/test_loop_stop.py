@@ -1,7 +1,7 @@
-"""Replies that loop end early: ``SamplingConfig.stop_repeated_lines`` (data_processor/backends/base.py)."""
+"""Replies that loop end early: ``SamplingConfig.stop_repeated_lines`` (generation/base.py)."""
 import pytest
 
-from data_processor.backends.base import SamplingConfig, cut_repeated_lines, repeated_lines_end
+from generation.base import SamplingConfig, cut_repeated_lines, repeated_lines_end
 from data_processor.cache import cache_key
 
 LOOP = ("1. Ilsabet joined the survey in 1931.\n"
@@ -42,7 +42,7 @@ def test_unused_it_leaves_cache_keys_alone_and_used_it_changes_them():
 
 
 def test_the_api_backend_cuts_a_looping_reply(monkeypatch):
-    from data_processor.backends.api import APIBackend
+    from generation.api import APIBackend
     from tests.data_processor.fake_openai import FakeOpenAI
 
     with FakeOpenAI() as srv:
@@ -59,7 +59,7 @@ def test_the_hf_backend_stops_decoding_a_loop_in_both_decoders(default_model_dir
     is a mountain in Norway.", ... Both decoders stop the row there; the other reply is untouched."""
     import torch
 
-    from data_processor.backends.hf import HFBackend, _generate_batch
+    from generation.hf import HFBackend, _generate_batch
 
     torch.set_num_threads(1)
     backend = HFBackend(str(default_model_dir), dtype="float32", workers=1, show_progress=False)

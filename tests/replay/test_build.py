@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from data_processor.backends.base import LLMBackend
+from generation.base import LLMBackend
 from replay.build import build_replay, read_prompts, replay_rows, trim_to_sentence
 
 
@@ -288,7 +288,7 @@ def test_python_m_replay_cpu_workers_reaches_the_hf_backend(tmp_path, monkeypatc
     """--cpu_workers picks the generation layout (one process with torch's threads, or 1-thread worker
     processes); a layout that never reached the backend would silently fall back to the default."""
     import replay.__main__ as cli
-    from data_processor.backends import hf
+    from generation import hf
 
     made = []
 
