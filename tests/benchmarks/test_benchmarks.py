@@ -1,6 +1,6 @@
 """Benchmarks: their pure parts and flags, the collection corpus, the background load, llama-server's command
-line and build, and --quick runs of bench_finetune and bench_collect on the tiny model; bench_generate's
-summary and a run on the tiny model."""
+line and build, and a --quick run of bench_finetune on the tiny model; bench_generate's summary and a run on
+the tiny model. bench_collect's tests are in tests/benchmarks/bench_collect/."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import background_load, bench_collect, bench_finetune, bench_generate, bench_llama_build, collect_corpus
-from generation.base import BackendError, LLMBackend, SamplingConfig
+from benchmarks import background_load, bench_finetune, bench_generate, bench_llama_build, collect_corpus
+from generation.base import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,294 +149,6 @@ def test_bench_finetune_quick_on_the_tiny_model(tiny_model_dir, tmp_path, capsys
     for run in report["batching"]:
         assert run["real_tokens"] > 0 and all(torch.isfinite(torch.tensor(run["losses"])))
     assert "x seed_pad_max" in capsys.readouterr().out
-
-
-# ------------------------------------------------------------------ bench_collect
-class _Echo(LLMBackend):
-    """Answers each prompt with its last message; counts generate() calls, 3 tokens per reply."""
-
-    def __init__(self):
-        super().__init__()
-        self.model_id, self.generate_lists, self.closed, self.batch_size, self.seen_batch = "echo", [], False, 4, []
-
-    def generate(self, chats, sampling, *, on_result=None, desc="generate"):
-        self.generate_lists.append(len(chats))
-        self.seen_batch.append(self.batch_size)
-        self.stats.calls += len(chats)
-        self.stats.completion_tokens += 3 * len(chats)
-        if on_result is not None:
-            for i, c in enumerate(chats):
-                on_result(i, c[-1]["content"])
-        return [c[-1]["content"] for c in chats]
-
-    def close(self):
-        self.closed = True
-
-
-def _chats(n):
-    return [[{"role": "user", "content": f"q{i}"}] for i in range(n)]
-
-
-def test_bench_backend_sequential_sends_one_prompt_per_generate():
-    inner = _Echo()
-    inner.stats.calls = 100  # from an earlier run: must not count in this one
-    seen = []
-    wrapped = bench_collect.BenchBackend(inner, sequential=True)
-    out = wrapped.generate(_chats(5), SamplingConfig(), on_result=lambda i, t: seen.append((i, t)), desc="facts")
-    assert out == [f"q{i}" for i in range(5)] and seen == list(enumerate(out))
-    assert inner.generate_lists == [1] * 5 and wrapped.generate_calls == 5
-    assert wrapped.stats.calls == 5 and wrapped.stats.completion_tokens == 15
-    assert [(c["desc"], c["prompts"], c["completion_tokens"]) for c in wrapped.calls] == [("facts", 5, 15)]
-    wrapped.close()
-    assert not inner.closed  # the shared model stays loaded for the next job
-
-
-def test_bench_backend_batched_passes_the_whole_list_at_its_batch_size():
-    inner = _Echo()
-    wrapped = bench_collect.BenchBackend(inner, sequential=False, batch_size=16)
-    assert wrapped.generate(_chats(7), SamplingConfig()) == [f"q{i}" for i in range(7)]
-    assert inner.generate_lists == [7] and wrapped.generate_calls == 1
-    assert inner.seen_batch == [16] and inner.batch_size == 4  # set for the call, restored after
-
-
-def test_bench_backend_budget_stops_before_the_next_call_and_keeps_what_it_did():
-    inner = _Echo()
-    wrapped = bench_collect.BenchBackend(inner, sequential=True, deadline=time.monotonic() + 3600)
-    wrapped.generate(_chats(2), SamplingConfig(), desc="theme")
-    wrapped.deadline = time.monotonic() - 1
-    with pytest.raises(bench_collect.BudgetExceeded):
-        wrapped.generate(_chats(2), SamplingConfig(), desc="facts")
-    assert wrapped.stats.completion_tokens == 6 and inner.generate_lists == [1, 1]
-
-
-class _StalledServer(_Echo):
-    """An api-like backend (client, timeout, retries): 'stalled' requests time out after the client's
-    timeout, 'broken' ones fail at once, others answer."""
-
-    def __init__(self):
-        super().__init__()
-        self.client, self.max_retries, self.during = _Client(600.0), 6, []
-
-    def load(self):
-        pass
-
-    def generate(self, chats, sampling, *, on_result=None, desc="generate"):
-        from generation.base import BackendError
-
-        self.during.append((self.client.timeout, self.max_retries))
-        if desc == "stalled":
-            time.sleep(min(self.client.timeout, 5))
-            raise BackendError("stage 'facts', item 0: gave up after 1 attempts (APITimeoutError)")
-        if desc == "broken":
-            raise BackendError("stage 'facts', item 0: HTTP 400")
-        return super().generate(chats, sampling, on_result=on_result, desc=desc)
-
-
-class _Client:
-    def __init__(self, timeout):
-        self.timeout = timeout
-
-    def with_options(self, timeout):
-        return _Client(timeout)
-
-
-def test_bench_backend_budget_cuts_an_api_call_at_the_deadline_without_retries():
-    """A near-stalled llama-server beside a busy core must not hold a budgeted job for timeout x retries."""
-    inner = _StalledServer()
-    wrapped = bench_collect.BenchBackend(inner, sequential=False, deadline=time.monotonic() + 3600)
-    assert wrapped.generate(_chats(2), SamplingConfig(), desc="theme") == ["q0", "q1"]
-    timeout, retries = inner.during[0]
-    assert 3500 < timeout <= 3600 and retries == 0  # the requests end at the deadline, none retried
-    assert (inner.client.timeout, inner.max_retries) == (600.0, 6)  # restored after the call
-    with pytest.raises(BackendError):  # a real failure before the deadline stays one
-        wrapped.generate(_chats(1), SamplingConfig(), desc="broken")
-    wrapped.deadline = time.monotonic() + 0.5  # the budget runs out during the next call
-    t0 = time.monotonic()
-    with pytest.raises(bench_collect.BudgetExceeded):
-        wrapped.generate(_chats(2), SamplingConfig(), desc="stalled")
-    assert time.monotonic() - t0 < 4  # cut near the deadline (1 s at the least), not after 600 s x 7
-    assert (inner.client.timeout, inner.max_retries) == (600.0, 6)
-    unbudgeted = bench_collect.BenchBackend(_StalledServer(), sequential=False)
-    unbudgeted.generate(_chats(1), SamplingConfig())
-    assert unbudgeted.inner.during == [(600.0, 6)]  # no deadline: the backend's own timeout and retries
-
-
-def test_bench_collect_report_reprints_a_stopped_run(tmp_path, capsys):
-    runs = [{"round": 0, "condition": "idle", "job": j, "kind": "collection", "status": "complete", "seconds": s,
-             "gen_tok_s": t, "qa_rows": 100, "qa_per_min": q, "completion_tokens": 1000, "prompts": 10, "per_stage": {}}
-            for j, s, t, q in (("sequential", 100.0, 10.0, 60.0), ("collector", 20.0, 50.0, 300.0))]
-    report = {"corpus": [{"words": 300}], "machine": {"torch_threads": 2}, "collector_flags": [],
-              "conditions": ["idle", "loaded"], "load_before": [0.5, 0.5, 0.5], "background_load": {"cpu": 1},
-              "runs": runs}  # no load_after, no summary: the run was killed
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(report))
-    assert bench_collect.main(["--report", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"collection \(b\)/\(a\) QA rows/min, idle\s+5\.00\s+>= 4\s+PASS", out)
-    assert bench_collect.main(["--report", str(tmp_path / "missing.json")]) == 2
-
-
-class _Expiring(_Echo):
-    """Its first generate() call spends the budget of ``bench``, the BenchBackend wrapping it."""
-
-    bench = None
-
-    def generate(self, chats, sampling, **kw):
-        self.bench.deadline = time.monotonic() - 1
-        return super().generate(chats, sampling, **kw)
-
-
-def _expiring_bench(batch_size: int) -> bench_collect.BenchBackend:
-    """A budgeted per-batch BenchBackend whose budget runs out during its first batch."""
-    inner = _Expiring()
-    inner.bench = bench_collect.BenchBackend(inner, sequential=False, batch_size=batch_size, per_batch=True,
-                                             deadline=time.monotonic() + 3600)
-    return inner.bench
-
-
-def test_bench_backend_per_batch_lets_the_budget_stop_a_one_call_job_between_batches():
-    inner = _Echo()
-    seen = []
-    wrapped = bench_collect.BenchBackend(inner, sequential=False, batch_size=3, per_batch=True,
-                                         deadline=time.monotonic() + 3600)
-    out = wrapped.generate(_chats(7), SamplingConfig(), on_result=lambda i, t: seen.append((i, t)), desc="eval")
-    assert out == [f"q{i}" for i in range(7)] and seen == list(enumerate(out))  # indices over the whole list
-    assert inner.generate_lists == [3, 3, 1] and wrapped.generate_calls == 3
-
-    wrapped = _expiring_bench(3)
-    with pytest.raises(bench_collect.BudgetExceeded):
-        wrapped.generate(_chats(7), SamplingConfig(), desc="replay")
-    assert wrapped.inner.generate_lists == [3] and wrapped.stats.completion_tokens == 9
-    assert wrapped.calls[-1]["prompts"] == 3  # what it did before the budget stopped it
-
-
-def test_bench_backend_keeps_each_stages_first_prompts_but_not_repairs():
-    wrapped = bench_collect.BenchBackend(_Echo(), sequential=False, keep_prompts=3)
-    greedy, hot = SamplingConfig(temperature=0.0, max_new_tokens=32), SamplingConfig(temperature=0.8)
-    wrapped.generate(_chats(5), greedy, desc="theme")
-    wrapped.generate(_chats(2), greedy, desc="theme-repair1")
-    wrapped.generate(_chats(2), hot, desc="diversify")
-    assert {k: (len(v[0]), v[1]) for k, v in wrapped.kept.items()} == {"theme": (3, greedy), "diversify": (2, hot)}
-
-
-def test_stage_breakdown_counts_repairs_with_their_stage_and_underfilled_calls():
-    calls = [{"desc": "facts", "prompts": 64, "seconds": 10.0, "completion_tokens": 1000},
-             {"desc": "facts-repair1", "prompts": 5, "seconds": 2.0, "completion_tokens": 100},
-             {"desc": "qa", "prompts": 70, "seconds": 5.0, "completion_tokens": 500}]
-    b = bench_collect.stage_breakdown(calls, full_batch=64)
-    assert b["facts"]["calls"] == 2 and b["facts"]["prompts"] == 69 and b["facts"]["completion_tokens"] == 1100
-    assert b["facts"]["tok_s"] == 1100 / 12 and (b["facts"]["underfilled_calls"], b["facts"]["underfilled_seconds"]) == (1, 2.0)
-    assert b["qa"]["underfilled_calls"] == 0
-
-
-def test_weighted_reference_uses_the_runs_own_token_mix():
-    run = {"facts": {"completion_tokens": 900}, "qa": {"completion_tokens": 100}, "roles": {"completion_tokens": 0}}
-    ref = {"facts": {"tok_s": 90.0}, "qa": {"tok_s": 10.0}}
-    tok_s, cover = bench_collect.weighted_reference_tok_s(run, ref)
-    assert tok_s == 1000 / (10 + 10) and cover == 1.0  # 900 tokens in 10 s, 100 in 10 s
-    tok_s, cover = bench_collect.weighted_reference_tok_s(run, {"facts": {"tok_s": 90.0}})
-    assert tok_s == 90.0 and cover == 0.9
-    assert bench_collect.weighted_reference_tok_s(run, {}) == (None, 0.0)
-
-
-def _run(rnd, cond, job, tok, qa=None, status="complete", per_stage=None):
-    return {"round": rnd, "condition": cond, "job": job, "kind": bench_collect.KIND[job], "status": status,
-            "gen_tok_s": tok, "qa_per_min": qa, "seconds": 10.0, "completion_tokens": 10 * tok,
-            "per_stage": per_stage or {}}
-
-
-def test_collect_summarise_forms_ratios_within_each_round_and_judges_targets():
-    b_stages = {"facts": {"completion_tokens": 1000}}
-    runs = []
-    for rnd, slow in ((0, 1), (1, 2)):  # round 1 ran on a machine twice as busy: per-round ratios hold
-        runs += [_run(rnd, "idle", "sequential", 10 / slow, 2 / slow), _run(rnd, "idle", "collector", 60 / slow, 10 / slow,
-                                                                            per_stage=b_stages),
-                 _run(rnd, "idle", "llama_server", 50 / slow, 9 / slow),
-                 _run(rnd, "idle", "model_workers", 999, per_stage={"facts": {"tok_s": 100 / slow}}),
-                 _run(rnd, "idle", "replay_default", 40 / slow), _run(rnd, "idle", "eval_default", 40 / slow),
-                 _run(rnd, "loaded", "collector", 45 / slow, 7.5 / slow, per_stage=b_stages),
-                 _run(rnd, "loaded", "sequential", 1 / slow, status="budget"),
-                 _run(rnd, "loaded", "replay_default", 10 / slow), _run(rnd, "loaded", "eval_default", 30 / slow)]
-    s = bench_collect.summarise(runs)
-    r = s["ratios"]
-    assert r["b_over_a_qa"]["values"] == [5.0, 5.0] and r["b_over_a_qa"]["result"] == "PASS"
-    assert r["b_over_c_tok"]["values"] == [1.2, 1.2] and r["b_over_c_tok"]["result"] == "PASS"
-    assert r["b_over_model_workers"]["values"] == [0.6, 0.6] and r["b_over_model_workers"]["result"] == "MISS"
-    assert r["b_loaded_qa"]["values"] == [0.75, 0.75] and r["b_loaded_qa"]["result"] == "PASS"
-    assert r["replay_default_loaded"]["result"] == "MISS" and r["eval_default_loaded"]["result"] == "PASS"
-    assert r["a_loaded_tok"]["values"] == [0.1, 0.1]  # a budget-stopped run's tok/s still counts ...
-    assert "b_over_a_qa_loaded" not in r  # ... its QA/min does not; an info ratio with no value is left out
-    assert r["b_over_a_tok"]["result"] == "info" and "b_over_model_inproc" not in r
-    assert s["jobs"]["loaded"]["sequential"]["status"] == "budget"
-    assert s["jobs"]["idle"]["collector"]["gen_tok_s"] == 45.0  # median of 60 and 30
-
-
-def test_collect_summarise_reports_a_target_it_could_not_measure():
-    s = bench_collect.summarise([_run(0, "idle", "collector", 60, 10),
-                                 {"round": 0, "condition": "idle", "job": "sequential", "status": "failed: boom"}])
-    assert s["ratios"]["b_over_a_qa"]["result"] == "not measured"
-    assert s["jobs"]["idle"]["sequential"] == {"status": "failed: boom"}
-    table = bench_collect.ratio_table(s)
-    assert table.splitlines()[0].split()[:2] == ["ratio", "measured"] and "not measured" in table
-
-
-def test_collect_miss_notes_give_measured_reasons():
-    b_stages = {"facts": {"completion_tokens": 600, "seconds": 20.0, "underfilled_seconds": 4.0}}
-    b = {**_run(0, "idle", "collector", 20, 5, per_stage=b_stages), "seconds": 30.0, "gen_seconds": 20.0,
-         "outside_seconds": 10.0, "completion_tokens": 600, "full_batch": 64}
-    a_stages = {"facts": {"seconds": 50.0}}
-    runs = [{**_run(0, "idle", "sequential", 10, 2.5), "per_stage": a_stages}, b,
-            _run(0, "idle", "model_workers", 40, per_stage={"facts": {"tok_s": 40.0}})]
-    report = {"runs": runs, "server": {}, "background_load": {"cpu": 1, "cpu_share": 0.99}}
-    s = bench_collect.summarise(runs)
-    notes = bench_collect.miss_notes(report, s)
-    assert len(notes) == 2  # b/a (2x < 4) and b/bare model (0.5 < 0.7)
-    assert "4.0x the tokens/s" in notes[0]
-    assert "(a)'s generate() seconds over (b)'s: facts 2.5x; facts is furthest from 4x: 20 s where 4x would " \
-           "need 12 s" in notes[0]
-    assert "10 s of 30 s (33%) outside generate()" in notes[1] and "75% of the bare model's 40.0" in notes[1]
-
-
-def test_collect_flags_selection_and_job_order():
-    args = bench_collect.parse_args(["--variants", "llama_server,collector,sequential", "--conditions", "loaded,idle"])
-    variants, conditions = bench_collect.selected(args)
-    assert conditions == ["idle", "loaded"]  # idle first: each loaded block has its idle partner before it
-    jobs = bench_collect.block_jobs(variants, references=True, workloads=True)
-    assert jobs[:3] == ["sequential", "collector", "llama_server"]
-    assert jobs.index("model_workers") > jobs.index("collector")  # the references replay (b)'s prompts
-    assert jobs[-4:] == list(bench_collect.WORKLOADS)
-    assert bench_collect.block_jobs(["collector"], references=False, workloads=False) == ["collector"]
-    assert set(bench_collect.budget_jobs(args)) == set(bench_collect.BUDGET_JOBS)  # not the jobs with targets
-    assert not {"collector", "replay_default", "eval_default"} & set(bench_collect.BUDGET_JOBS)
-    for bad in (["--variants", "sequential"], ["--variants", "collector,turbo"], ["--conditions", "busy"],
-                ["--budget_jobs", "collector,turbo"]):
-        with pytest.raises(ValueError):
-            bench_collect.selected(bench_collect.parse_args(bad))
-    assert bench_collect.main(["--variants", "sequential"]) == 2
-
-
-def test_quick_mode_limits_documents_and_prompts():
-    args = bench_collect.parse_args(["--quick", "--", "--batch_size", "8"])
-    assert (args.num_docs, args.replay_prompts, args.eval_questions) == (2, 8, 8)
-    assert args.collect_args[-2:] == ["--batch_size", "8"] and "--max_facts_per_chunk" in args.collect_args
-    plain = bench_collect.parse_args(["--num_docs", "20", "--quick", "False"])
-    assert plain.num_docs == 20 and plain.collect_args == [] and plain.variants == "sequential,collector,llama_server"
-    assert plain.conditions == "idle,loaded" and plain.server_parallel == 16 and len(plain.data_path) == 2
-
-
-def test_quick_collect_args_are_collector_flags():
-    from data_processor.config import parse_args
-
-    cfg = parse_args(["--recipe", "none", *bench_collect.QUICK_COLLECT_ARGS])
-    assert (cfg.max_facts_per_chunk, cfg.qa_amount_per_fact, cfg.personas_per_document) == (4, 1, 1)
-
-
-def test_collect_jobs_table():
-    s = {"jobs": {"idle": {"sequential": {"status": "complete", "qa_rows": 5, "qa_per_min": 12.34, "gen_tok_s": 7.0,
-                                          "llm_calls": 40, "gen_seconds": 20, "outside_seconds": 5, "seconds": 25}}}}
-    lines = bench_collect.jobs_table(s, "idle").splitlines()
-    assert lines[0].split()[:3] == ["job", "status", "QA"] and set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[2].split() == ["sequential", "complete", "5", "12.3", "7.0", "40", "20", "5", "25"]
 
 
 # ------------------------------------------------------------------ the benchmark corpus
@@ -575,17 +287,6 @@ def test_llama_cpp_server_starts_waits_for_the_models_route_and_stops(tmp_path):
     assert proc.poll() is not None  # stopped on exit
 
 
-def test_bench_collect_stops_cleanly_when_llama_server_dies(tiny_model_dir, tmp_path, capsys):
-    binary = _fake_server(tmp_path / "llama-server", "sys.exit(3)\n")
-    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--variants", "collector,llama_server",
-                             "--num_docs", "1", "--server_binary", str(binary), "--gguf", str(tmp_path / "m.gguf"),
-                             "--output_dir", str(tmp_path / "out")])
-    assert rc == 2 and "llama-server exited with 3" in capsys.readouterr().err
-    report = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert report["server"]["command"][0] == str(binary) and report["runs"] == []
-    assert report["status"].startswith("llama-server failed")
-
-
 def test_llama_cpp_server_without_a_build_says_how_to_build(tmp_path, monkeypatch):
     from utils import llama_server
 
@@ -694,46 +395,6 @@ def test_llama_cpp_server_decodes_requests_in_parallel_slots(default_model_dir, 
     assert len(replies) == 4 and all(replies) and api.stats.completion_tokens > 0
 
 
-@pytest.mark.slow
-def test_bench_collect_quick_on_the_tiny_model_idle_and_loaded(tiny_model_dir, tmp_path, capsys):
-    # --threads 1: the one-process jobs do not stall beside the busy loop (the test's time, not its subject).
-    # A loaded budget too short for anything, on the sequential job only: it alone stops.
-    rc = bench_collect.main(["--model_name_or_path", str(tiny_model_dir), "--quick",
-                             "--variants", "sequential,collector,collector_generate",
-                             "--loaded_budget_s", "0.001", "--budget_jobs", "sequential",
-                             "--threads", "1", "--replay_prompts", "4", "--eval_questions", "4", "--replay_new_tokens", "8",
-                             "--eval_new_tokens", "8", "--output_dir", str(tmp_path), "--", "--max_new_tokens", "8"])
-    assert rc == 0
-    report = json.loads((tmp_path / "results.json").read_text())
-    assert len(report["corpus"]) == 2 and len(list((tmp_path / "docs").iterdir())) == 2
-    runs = {(r["condition"], r["job"]): r for r in report["runs"]}
-    jobs = ["sequential", "collector", "collector_generate", *bench_collect.REFERENCES, *bench_collect.WORKLOADS]
-    assert set(runs) == {(c, j) for c in ("idle", "loaded") for j in jobs}
-    assert runs["loaded", "sequential"]["status"] == "budget" and runs["loaded", "sequential"]["qa_rows"] is None
-    assert all(r["status"] == "complete" for k, r in runs.items() if k != ("loaded", "sequential")), \
-        [r["status"] for r in runs.values()]
-    seq, bat = runs["idle", "sequential"], runs["idle", "collector"]
-    # Same documents, same pipeline, fresh caches: the same prompts reach the model either way ...
-    assert seq["llm_calls"] == bat["llm_calls"] == runs["idle", "collector_generate"]["llm_calls"] > 0
-    assert seq["chunks"] == bat["chunks"]
-    # ... one generate() per prompt unbatched, one per stage (and repair round) batched.
-    assert seq["generate_calls"] == seq["llm_calls"] > bat["generate_calls"]
-    assert bat["full_batch"] == report["workers"] * report["batch_size"]
-    ref = runs["idle", "model_workers"]
-    assert set(ref["per_stage"]) <= set(bat["per_stage"]) and ref["completion_tokens"] > 0
-    assert runs["idle", "replay_default"]["prompts"] == 4 and runs["idle", "eval_default"]["prompts"] == 4
-    ratios = report["summary"]["ratios"]
-    assert ratios["b_over_generate_qa"]["result"] == "info" and len(ratios["b_over_generate_qa"]["values"]) == 1
-    for key in ("b_over_a_qa", "b_over_model_workers", "b_loaded_qa", "replay_default_loaded", "eval_default_loaded"):
-        assert ratios[key]["result"] in ("PASS", "MISS") and len(ratios[key]["values"]) == 1
-    assert ratios["b_over_c_tok"]["result"] == "not measured"  # no llama-server variant here
-    assert report["background_load"]["cpu_share_per_block"] and report["load_after"]
-    # The ratio table comes last (then only the notes on missed targets), each target with a verdict.
-    last = capsys.readouterr().out.split("results ->")[-1].split("Ratios (formed within each round")[-1]
-    assert "collection (b)/(a) QA rows/min, idle" in last and "evaluation, default layout, loaded/idle" in last
-    assert re.search(r"\b(PASS|MISS)\b", last) and "collection (b) per stage" not in last
-
-
 def test_estimate_budget_counts_real_tokens_with_the_chat_template(smollm2_tokenizer, tmp_path):
     # Regression: transformers 5 returns a BatchEncoding from apply_chat_template, whose len() was 2.
     from acceptance.estimate_budget import count_tokens
@@ -784,10 +445,3 @@ def test_bench_generate_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
     assert "dtype=auto picks" in capsys.readouterr().out
 
 
-def test_replay_and_eval_jobs_report_the_batches_done_when_the_budget_stops_them(tmp_path):
-    res = bench_collect.run_eval_job(_expiring_bench(3), [f"q{i}?" for i in range(7)], 8)
-    assert res["status"] == "budget" and res["prompts"] == 3 and res["completion_tokens"] == 9 and res["gen_tok_s"] > 0
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("".join(f"prompt {i}?\n" for i in range(40)))
-    res = bench_collect.run_replay_job(_expiring_bench(bench_collect.REPLAY_BATCH), "m", prompts, tmp_path / "run", 16)
-    assert res["status"] == "budget" and res["prompts"] == bench_collect.REPLAY_BATCH and res["rows"] is None

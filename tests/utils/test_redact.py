@@ -59,7 +59,7 @@ def _argument_dataclasses():
     modules = ["finetuning.args", "finetuning.launch", "finetuning.serve", "finetuning.export", "finetuning.merge_lora",
                "acceptance.time_budget", "acceptance.estimate_budget", "acceptance.cauchy", "quickstart.run",
                "data_processor.config", "evaluation.runner", "replay.__main__", "benchmarks.knowledge",
-               "benchmarks.served_eval", "benchmarks.bench_collect", "benchmarks.adapter_scale"]
+               "benchmarks.served_eval", "benchmarks.bench_collect.cli", "benchmarks.adapter_scale"]
     for name in modules:
         module = importlib.import_module(name)
         for obj in vars(module).values():
