@@ -26,7 +26,7 @@ from pathlib import Path
 from utils.default_model import default_gguf_path
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
-from utils.llama_server import LlamaServer, chat_completion
+from finetuning.llama_server import LlamaServer, chat_completion
 from utils.tables import format_table
 
 PROMPTS = ["Describe how bees make honey.", "Explain what a volcano is.", "Write a short story about a lighthouse.",

@@ -3,7 +3,7 @@
 The converter scripts (``convert_hf_to_gguf.py``, ``convert_lora_to_gguf.py`` and their ``conversion/``
 and ``gguf-py/`` packages) are taken from the sdist of the llama-cpp-python version pinned in
 requirements-test.txt (the same llama.cpp that serves the file), downloaded once with pip
-(:func:`utils.llama_server.llama_cpp_sdist`); only the converter files are kept, under
+(:func:`finetuning.llama_server.llama_cpp_sdist`); only the converter files are kept, under
 ~/.cache/knowledge_update/llama_cpp_convert/<version>/ (``KU_CONVERTER_CACHE`` moves the folder;
 ``KU_LLAMA_CPP_SDIST=/path/to/llama_cpp_python-<version>.tar.gz`` uses a local copy on an offline
 machine). They run with this interpreter; besides torch, transformers and numpy they need
@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from utils.llama_server import llama_cpp_sdist, pinned_llama_cpp_version
+from finetuning.llama_server import llama_cpp_sdist, pinned_llama_cpp_version
 
 logger = logging.getLogger(__name__)
 

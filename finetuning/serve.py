@@ -33,7 +33,7 @@ from pathlib import Path
 
 from finetuning.export import export_gguf
 from finetuning.gguf import GGUF_TYPES, ExportError
-from utils.llama_server import LlamaServer
+from finetuning.llama_server import LlamaServer
 from utils.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def server_command(gguf: str | Path, *, host: str = "127.0.0.1", port: int = 808
 
 
 class UpdatedModelServer(LlamaServer):
-    """:class:`~utils.llama_server.LlamaServer` started as :func:`server_command` starts it (no repeat
+    """:class:`~finetuning.llama_server.LlamaServer` started as :func:`server_command` starts it (no repeat
     penalty, optionally a GGUF LoRA, any ``host``): this command's server, and that of tests and benchmarks
     that serve a model in the background."""
 

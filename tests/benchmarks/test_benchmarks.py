@@ -242,7 +242,7 @@ def test_background_load_ends_when_its_parent_is_killed(tmp_path):
 
 # ------------------------------------------------------------------ llama.cpp's llama-server
 def test_llama_cpp_server_command_has_slots_continuous_batching_and_threads(tmp_path):
-    from utils.llama_server import LlamaCppServer, LlamaServer
+    from finetuning.llama_server import LlamaCppServer, LlamaServer
 
     server = LlamaCppServer("m.gguf", tmp_path / "log", binary="/opt/llama-server", parallel=8, threads=2, n_ctx=1024,
                             port=1234, alias="smol")
@@ -270,7 +270,7 @@ def _fake_server(path, body):
 
 
 def test_llama_cpp_server_starts_waits_for_the_models_route_and_stops(tmp_path):
-    from utils.llama_server import LlamaCppServer
+    from finetuning.llama_server import LlamaCppServer
 
     binary = _fake_server(tmp_path / "llama-server", (
         "import http.server\n"
@@ -288,15 +288,15 @@ def test_llama_cpp_server_starts_waits_for_the_models_route_and_stops(tmp_path):
 
 
 def test_llama_cpp_server_without_a_build_says_how_to_build(tmp_path, monkeypatch):
-    from utils import llama_server
+    from finetuning import llama_server
 
     monkeypatch.setenv(llama_server.CACHE_ENV, str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match="python -m utils.llama_server"):
+    with pytest.raises(FileNotFoundError, match="python -m finetuning.llama_server"):
         llama_server.LlamaCppServer("m.gguf", tmp_path / "log")
 
 
 def test_find_llama_server_wants_the_same_build_flags(tmp_path, monkeypatch):
-    from utils import llama_server
+    from finetuning import llama_server
 
     monkeypatch.setenv(llama_server.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(llama_server.CMAKE_ARGS_ENV, raising=False)
@@ -315,7 +315,7 @@ def test_find_llama_server_wants_the_same_build_flags(tmp_path, monkeypatch):
 def test_llama_server_build_uses_the_pinned_version_and_portable_flags(monkeypatch):
     import platform
 
-    from utils import llama_server
+    from finetuning import llama_server
 
     pin = re.search(r"llama-cpp-python\[server\]==(\S+)", (ROOT / "requirements-test.txt").read_text()).group(1)
     assert llama_server.pinned_llama_cpp_version() == pin
@@ -330,7 +330,7 @@ def test_llama_server_build_uses_the_pinned_version_and_portable_flags(monkeypat
 
 
 def test_llama_server_build_refuses_a_folder_without_llama_cpp(tmp_path):
-    from utils.llama_server import _llama_cpp_dir
+    from finetuning.llama_server import _llama_cpp_dir
 
     with pytest.raises(FileNotFoundError):
         _llama_cpp_dir(tmp_path)
@@ -342,7 +342,7 @@ def test_llama_server_build_refuses_a_folder_without_llama_cpp(tmp_path):
 def test_build_llama_server_builds_from_an_sdist_once_and_caches_the_binary(tmp_path, monkeypatch):
     import tarfile
 
-    from utils import llama_server
+    from finetuning import llama_server
 
     sdist_dir = tmp_path / "llama_cpp_python-9.9.9"
     (sdist_dir / "vendor" / "llama.cpp" / "tools" / "server").mkdir(parents=True)
@@ -379,11 +379,11 @@ def test_llama_cpp_server_decodes_requests_in_parallel_slots(default_model_dir, 
 
     from generation import build_backend
     from utils.default_model import default_gguf_path
-    from utils.llama_server import LlamaCppServer, find_llama_server
+    from finetuning.llama_server import LlamaCppServer, find_llama_server
 
     binary = find_llama_server()
     if binary is None:
-        pytest.skip("llama-server is not built (python -m utils.llama_server)")
+        pytest.skip("llama-server is not built (python -m finetuning.llama_server)")
     with LlamaCppServer(default_gguf_path(), tmp_path / "server.log", binary=binary, parallel=2, n_ctx=1024) as server:
         with urllib.request.urlopen(server.base_url.removesuffix("/v1") + "/props", timeout=10) as r:
             assert json.load(r)["total_slots"] == 2

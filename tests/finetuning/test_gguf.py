@@ -8,8 +8,7 @@ import tarfile
 
 import pytest
 
-from finetuning import gguf
-from utils import llama_server
+from finetuning import gguf, llama_server
 
 
 @pytest.mark.parametrize("line, version", [

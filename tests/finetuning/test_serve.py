@@ -46,7 +46,7 @@ def test_server_import_error_reports_a_missing_server_module(monkeypatch):
 
 
 def test_pyproject_serve_extra_pins_the_server_of_requirements_test():
-    from utils.llama_server import pinned_llama_cpp_version
+    from finetuning.llama_server import pinned_llama_cpp_version
 
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
     assert extra == [f"llama-cpp-python[server]=={pinned_llama_cpp_version()}"]
@@ -79,7 +79,7 @@ def _install(venv: Path, log: Path, **switches: str) -> list[str]:
 
 
 def test_install_switch_builds_the_pinned_server_once_with_portable_flags(tmp_path):
-    from utils.llama_server import pinned_llama_cpp_version
+    from finetuning.llama_server import pinned_llama_cpp_version
 
     venv, log = _fake_venv(tmp_path)
     req = f"llama-cpp-python[server]=={pinned_llama_cpp_version()}"

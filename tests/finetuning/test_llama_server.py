@@ -12,7 +12,7 @@ pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not 
 @pytest.fixture
 def llama_server(default_model_dir, tmp_path):
     from utils.default_model import default_gguf_path
-    from utils.llama_server import LlamaServer
+    from finetuning.llama_server import LlamaServer
 
     with LlamaServer(default_gguf_path(), tmp_path / "llama_server.log", alias="smollm2") as server:
         yield server
@@ -21,7 +21,7 @@ def llama_server(default_model_dir, tmp_path):
 def test_server_answers_one_completion(llama_server):
     """Fast (seconds): a llama.cpp build the CPU cannot execute dies on its first completion (SIGILL),
     not at start-up, so one real completion is what shows the build is portable."""
-    from utils.llama_server import chat_completion
+    from finetuning.llama_server import chat_completion
 
     reply = chat_completion(llama_server.base_url, "What is the capital of France?", model="smollm2", timeout=60)
     llama_server.check_alive()

@@ -1,4 +1,4 @@
-"""llama.cpp OpenAI-compatible servers as child processes (tests, benchmarks, served evaluation).
+"""llama.cpp OpenAI-compatible servers as child processes (finetuning.serve, served evaluation, tests, benchmarks).
 
     with LlamaServer(default_gguf_path(), log_path="server.log") as server:
         print(server.base_url)   # http://127.0.0.1:<free port>/v1
@@ -14,7 +14,7 @@ Two servers, one start/stop/health-check:
   ``requirements-test.txt`` (same portable flags) and cached under
   ``~/.cache/knowledge_update/llama-server/<version>/``:
 
-    python -m utils.llama_server          # builds it if missing (about 10-15 minutes on 2 cores), prints its path
+    python -m finetuning.llama_server     # builds it if missing (about 10-15 minutes on 2 cores), prints its path
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ class LlamaCppServer(LlamaServer):
             binary = find_llama_server()
             if binary is None:
                 raise FileNotFoundError(f"no {BINARY_NAME} binary built for llama-cpp-python=="
-                                        f"{pinned_llama_cpp_version()}; build it with: python -m utils.llama_server")
+                                        f"{pinned_llama_cpp_version()}; build it with: python -m finetuning.llama_server")
         self.binary = str(binary)
         self.parallel, self.cont_batching, self.extra_args = max(1, int(parallel)), cont_batching, list(extra_args)
 
