@@ -1,4 +1,5 @@
-"""The repository's modules form no import circle and take no private names from each other.
+"""The repository's modules form no import circle and take no private names from each other, and utils/
+holds only what every flow shares (at most 8 modules; a job's own helpers live with the job).
 
 Read with ``ast``, nothing imported: every ``.py`` of the repository (the root's scripts and the folders
 beside tests/, .venv/ and the docs), every intra-repository import in it, absolute or relative, at any
@@ -124,3 +125,8 @@ def test_no_private_name_from_another_module():
            for name, path in mods.items() for m, n, line in imports_of(name, path, mods)
            if n and n.startswith("_") and not n.startswith("__") and m != name]
     assert not bad, "private names taken from another module (give them a public home): " + "; ".join(bad)
+
+
+def test_utils_holds_at_most_eight_modules():
+    modules = sorted(p.name for p in (ROOT / "utils").glob("*.py") if p.name != "__init__.py")
+    assert len(modules) <= 8, f"utils/ has {len(modules)} modules ({', '.join(modules)}): merge or move some"
