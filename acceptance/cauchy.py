@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -289,7 +288,8 @@ def parse_args(argv: list[str] | None = None) -> CauchyArguments:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(CauchyArguments, prog="cauchy_test.py", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: bash cauchy_test.sh | python cauchy_test.py | ku-cauchy")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 
@@ -329,7 +329,3 @@ def main(argv: list[str] | None = None) -> int:
         plot_curves(results, cfg, out_dir / "convergence.png")
         logger.info("Plot: %s", out_dir / "convergence.png")
     return 0 if passed == len(results) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -105,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> EstimateArguments:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(EstimateArguments, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: python -m acceptance.estimate_budget | ku-estimate-budget")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

@@ -145,7 +145,8 @@ def parse_args(argv: list[str] | None = None) -> TimeBudgetArguments:
         TimeBudgetArguments, prog="test_case_1.sh", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Arguments after a bare -- are appended to every finetune.py command line (they win over "
-        "the defaults above, e.g. -- --num_train_epochs 3).",
+        "the defaults above, e.g. -- --num_train_epochs 3).\n\n"
+        "Entry points: bash test_case_1.sh | python -m acceptance.time_budget | ku-time-budget",
     )
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     args.extra = extra

@@ -215,7 +215,8 @@ def parse_args(argv: list[str] | None = None) -> CollectConfig:
     recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
     parser = HfArgumentParser(CollectConfig, description=(
         f"Documents -> fact-based, role-diversified QA JSONL. --recipe FILE (default {DEFAULT_RECIPE}; 'none' = "
-        "the built-in defaults) sets the defaults shown below from its 'collect' section."))
+        "the built-in defaults) sets the defaults shown below from its 'collect' section."),
+        epilog="Entry points: bash shells/collect_data.sh | python -m data_processor | ku-collect")
     apply_defaults(parser, recipe_section(recipe, "collect"), f"{recipe} (section collect)")
     (cfg,) = parser.parse_args_into_dataclasses(args=rest)
     cfg.recipe = recipe

@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from utils.logging_utils import setup_logging
 
     setup_logging()
-    (args,) = HfArgumentParser(MergeArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(MergeArguments, description=__doc__,
+                              epilog="Entry points: python -m data_processor.merge")
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     try:
         written = merge(args)
     except DataFileError as exc:

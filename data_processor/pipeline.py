@@ -12,7 +12,6 @@ of several waves starts with a small one and logs the projected time of the rest
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -331,8 +330,3 @@ def main(argv: list[str] | None = None, backend: LLMBackend | None = None, count
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())

@@ -456,7 +456,8 @@ def parse_args(argv: list[str] | None = None) -> EvalArguments:
     from transformers import HfArgumentParser
 
     recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
-    parser = HfArgumentParser(EvalArguments, description=__doc__)
+    parser = HfArgumentParser(EvalArguments, description=__doc__, epilog=(
+        "Entry points: bash shells/evaluate.sh | python -m evaluation (or python evaluate.py) | ku-evaluate"))
     apply_defaults(parser, recipe_section(recipe, "evaluate"), f"{recipe} (section evaluate)")
     (args,) = parser.parse_args_into_dataclasses(args=rest)
     args.recipe = recipe
@@ -514,7 +515,3 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -198,7 +198,8 @@ def build_parser(recipe: str | None) -> transformers.HfArgumentParser:
     parser = transformers.HfArgumentParser(
         (ModelArguments, DataArguments, LoraArguments, TrainingArguments),
         description=f"LoRA / full supervised fine-tuning on collected QA data. --recipe FILE (default {DEFAULT_RECIPE}; "
-                    "'none' = the built-in defaults) sets the defaults shown below from its 'finetune' section.")
+                    "'none' = the built-in defaults) sets the defaults shown below from its 'finetune' section.",
+        epilog="Entry points: python finetune.py")
     apply_defaults(parser, recipe_section(recipe, "finetune"), f"{recipe} (section finetune)")
     return parser
 

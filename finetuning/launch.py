@@ -57,7 +57,8 @@ def parse(argv: list[str]) -> tuple[LaunchArguments, list[str]]:
     from transformers import HfArgumentParser
 
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    parser = HfArgumentParser(LaunchArguments, description=__doc__, prog="finetune_lora_ds.sh")
+    parser = HfArgumentParser(LaunchArguments, description=__doc__, prog="finetune_lora_ds.sh", epilog=(
+        "Entry points: bash shells/finetune_lora_ds.sh | python -m finetuning.launch | ku-finetune"))
     args, unknown = parser.parse_args_into_dataclasses(args=own, return_remaining_strings=True)
     try:
         parse_bf16(args.bf16 if args.bf16 is not None else "auto")

@@ -75,7 +75,8 @@ def merge_lora(adapter: str | Path, output: str | Path, base: str | None = None,
 def parse_args(argv: list[str] | None = None) -> MergeArguments:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(MergeArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(MergeArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: python -m finetuning.merge_lora | ku-merge-lora")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

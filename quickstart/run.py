@@ -337,7 +337,8 @@ def parse_args(argv: list[str] | None = None) -> QuickstartArguments:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(QuickstartArguments, prog="quickstart.sh", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: bash shells/quickstart.sh | python -m quickstart | ku-quickstart")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 
@@ -366,7 +367,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     recipe, rest = split_recipe_flag(sys.argv[1:] if argv is None else list(argv))
-    parser = HfArgumentParser(ReplayArguments, description=__doc__)
+    parser = HfArgumentParser(ReplayArguments, description=__doc__, epilog="Entry points: python -m replay | ku-replay")
     try:
         section = recipe_section(recipe, "finetune")
     except RecipeError as exc:
