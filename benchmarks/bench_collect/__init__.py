@@ -4,7 +4,7 @@
     python -m benchmarks.bench_collect --quick             # 2 documents, fewer prompts per stage
     python -m benchmarks.bench_collect --report output/bench_collect/results.json   # an earlier run's tables again
     python -m benchmarks.bench_collect -- --batch_size 16  # flags after -- go to the collector
-    python -m finetuning.llama_server                           # builds llama-server once, for (c)
+    python -m finetuning.llama_server                      # builds llama-server once, for (c)
 
 Corpus: --num_docs documents built in <output_dir>/docs from the sample folders, each source repeated
 under another name with its fictional names changed per copy (benchmarks/collect_corpus.py), so every
