@@ -38,6 +38,7 @@ from finetuning.trainer import (  # noqa: E402
 )
 from utils.io_utils import DataFileError  # noqa: E402
 from utils.logging_utils import setup_logging  # noqa: E402
+from utils.processes import die_with_parent  # noqa: E402
 from utils.recipe import RecipeError, optional_file  # noqa: E402
 
 logger = logging.getLogger("finetune")
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
     """
     setup_logging()
     if os.environ.get("LOCAL_RANK") is not None:
-        _die_with_parent()
+        # torchrun forwards Ctrl+C and SIGTERM to its workers; a SIGKILL of torchrun would leave them in a collective
+        die_with_parent()
     try:
         model_args, data_args, lora_args, args = parse_args(argv)
         data_args.data_path = mix_in_replay(data_args, model_args.model_name_or_path)
@@ -132,19 +134,6 @@ def scale_saved_adapter(output_dir: str, scale: float) -> None:
         os.remove(stale)
     if scale != 1:
         scale_adapter(output_dir, scale)
-
-
-def _die_with_parent() -> None:
-    """Under torchrun: stop when the launcher dies. torchrun forwards Ctrl+C and SIGTERM to its workers,
-    but a SIGKILL (an out-of-memory kill, `kill -9` of a job) gives it no chance, and a worker left behind
-    waits in a collective, holding its core, for as long as the collective's timeout. Linux only."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import signal
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def mix_in_replay(data_args, model_name_or_path: str) -> str:

@@ -45,6 +45,7 @@ from types import SimpleNamespace
 
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
+from utils.logging_utils import setup_logging
 from utils.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(run_variant(args.worker, args)))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(variants) - set(VARIANTS)
     if unknown or BASELINE not in variants:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from utils.flops import load_average
 from utils.io_utils import atomic_write_json
+from utils.logging_utils import setup_logging
 from utils.tables import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging(logging.WARNING)
     import torch
 
     from generation.base import SamplingConfig

@@ -35,10 +35,19 @@ from evaluation.report import BASE_LABEL, OPEN_BOOK_LABEL, build_set_result, ren
 from evaluation.scoring import score_prediction
 from generation import BACKENDS, BackendError, LLMBackend, SamplingConfig, build_backend
 from utils.data_formats import to_messages
-from utils.io_utils import DataFileError, atomic_write_json, atomic_write_text, iter_jsonl
+from utils.io_utils import (
+    DataFileError,
+    atomic_write_json,
+    atomic_write_text,
+    file_digest,
+    fingerprint,
+    is_current,
+    iter_jsonl,
+    mark_current,
+    weights_stamp,
+)
 from utils.logging_utils import setup_logging
-from utils.recipe import DEFAULT_RECIPE, apply_defaults, recipe_section, repo_path, split_recipe_flag
-from utils.stamps import file_digest, fingerprint, is_current, mark_current, weights_stamp
+from utils.recipe import DEFAULT_RECIPE, apply_defaults, is_none, recipe_section, repo_path, split_recipe_flag
 
 logger = logging.getLogger("evaluate")
 
@@ -110,12 +119,9 @@ class EvalArguments:
     def __post_init__(self) -> None:
         files = [p.strip() for item in self.qa_file for p in item.split(",") if p.strip()]
         self.qa_file = files or [DEFAULT_QA_FILE]
-        if self.control_file and self.control_file.strip().lower() in ("none", ""):
-            self.control_file = None
-        if self.open_book is not None and self.open_book.strip().lower() in ("none", ""):
-            self.open_book = None
-        if self.general_text is not None and self.general_text.strip().lower() in ("none", ""):
-            self.general_text = None
+        for name in ("control_file", "open_book", "general_text"):
+            if getattr(self, name) is not None and is_none(getattr(self, name)):
+                setattr(self, name, None)
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_questions < 0:
             raise ValueError("--batch_size and --max_new_tokens must be >= 1, --max_questions >= 0")
         if self.judge_model_type is not None and self.judge_model_type not in BACKENDS:

@@ -15,7 +15,7 @@ logits on a few chat prompts with the HF model's (fp32); see :data:`TOLERANCES`.
 The converter comes from the pinned llama-cpp-python sdist and is cached once (finetuning/gguf.py has
 where from, the cache folder and the offline switch).
 
-An export is skipped when the GGUF's stamp (utils/stamps.py) says it was made from the same adapter
+An export is skipped when the GGUF's stamp (utils/io_utils.py) says it was made from the same adapter
 weights, base weights, type and converter version; ``--force`` redoes it. Files are written under a
 temporary name and renamed, so an interrupted export never leaves a GGUF that looks finished.
 """
@@ -32,8 +32,8 @@ from pathlib import Path
 
 from finetuning.gguf import GGUF_TYPES, ExportError, convert_lora, convert_model, gguf_name, llama_cpp_version
 from finetuning.merge_lora import merge_lora
-from utils.io_utils import atomic_write_text
-from utils.stamps import is_current, mark_current, weights_stamp
+from utils.io_utils import atomic_write_text, is_current, mark_current, weights_stamp
+from utils.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     """Export as the flags say and print the files. Exit 0; 1 when --check fails; 2 for bad input or a
     failed conversion."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         res = export_gguf(args.adapter, args.output, model=args.model, base=args.base, gguf_type=args.gguf_type,
                           lora_gguf=args.lora_gguf, check=args.check, force=args.force, merge_dtype=args.merge_dtype)

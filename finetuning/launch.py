@@ -13,7 +13,6 @@ visible CUDA devices).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from finetuning.precision import parse_bf16
 from utils.logging_utils import redact_command
+from utils.processes import free_port
 from utils.recipe import REPO_ROOT, repo_path
 
 COLLECT_HINT = "Make it with: bash shells/collect_data.sh  (or pass -d FILE)"
@@ -67,12 +67,6 @@ def parse(argv: list[str]) -> tuple[LaunchArguments, list[str]]:
     if unknown:
         parser.error(f"unknown flag(s) {redact_command(unknown)} (finetune.py flags go after --)")
     return args, extra
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def layout(nproc: int | None, environ: dict) -> tuple[int, dict]:

@@ -26,7 +26,6 @@ import platform
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.default_model import pip_download
+from utils.logging_utils import setup_logging
+from utils.processes import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,6 @@ def chat_completion(base_url: str, prompt: str, *, model: str = "default", max_t
     req = urllib.request.Request(base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LlamaServer:
@@ -361,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                               epilog=f"Build flags: ${CMAKE_ARGS_ENV} (as for shells/install.sh), else {' '.join(portable_cmake_args())}; "
                                      f"cache: ${CACHE_ENV}, else ~/.cache/knowledge_update/llama-server.")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.print_path:
         found = find_llama_server(args.version)
         if found is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetuning.gguf import GGUF_TYPES, ExportError, convert_model, gguf_name
+from utils.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     """Merge as the flags say; print the merged folder (and the GGUF). Exit 0, or 2 when the adapter folder
     is not one or the GGUF conversion failed."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         merged = merge_lora(args.adapter, args.output, args.base, args.dtype)
         print(merged)

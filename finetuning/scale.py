@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.io_utils import atomic_write_bytes, atomic_write_json
+from utils.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def scale_adapter(adapter: str | Path, scale: float, output: str | Path | None =
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     parser = HfArgumentParser(ScaleArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     try:

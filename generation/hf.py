@@ -18,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from tqdm.auto import tqdm
 
+from utils.processes import die_with_parent
+
 from .base import BackendError, Chat, LLMBackend, ResultCallback, SamplingConfig, cut_repeated_lines
 
 logger = logging.getLogger(__name__)
@@ -382,25 +384,12 @@ def _loop_criteria(tok, limit: int, prompt_len: int):
 _WORKER: dict = {}
 
 
-def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
-    """Exit this worker once ``parent`` is gone. A pool worker otherwise outlives a collector killed by
-    SIGTERM or SIGKILL (it waits on its task queue forever) and keeps its copy of the model in memory."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def _worker_init(spec: dict, replies=None) -> None:
     """In a worker process: one torch thread, the model loaded once; exits when the parent process dies.
     ``replies``: the queue each reply goes to as it ends."""
     import torch
 
-    _exit_with_parent(spec.pop("parent_pid", os.getppid()))
+    die_with_parent(spec.pop("parent_pid", None))
     torch.set_num_threads(1)
     backend = HFBackend(**spec, workers=1, show_progress=False)
     backend.load()

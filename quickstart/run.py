@@ -14,7 +14,7 @@ same file the bare commands read. Everything goes under one run folder: data/ (Q
 adapter/, losses/, eval/ (results.json, report.md), quickstart.log, timings.json.
 
 Resume: a stage is skipped when its output's stamp says it was made from the same inputs and settings
-(utils/stamps.py); an interrupted stage resumes from its own state (the collector's reply cache, the
+(utils/io_utils.py); an interrupted stage resumes from its own state (the collector's reply cache, the
 Trainer's checkpoints, the evaluation's cached replies). Run the same command again.
 """
 from __future__ import annotations
@@ -34,10 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from evaluation.report import results_table
-from utils.io_utils import atomic_write_json
+from utils.io_utils import atomic_write_json, file_digest, is_current, mark_current
 from utils.logging_utils import redact_argv, redact_command, redact_obj
-from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, load_recipe, repo_path
-from utils.stamps import file_digest, is_current, mark_current
+from utils.recipe import DEFAULT_RECIPE, REPO_ROOT, is_none, load_recipe, repo_path
 from utils.tables import format_table
 
 logger = logging.getLogger("quickstart")
@@ -101,7 +100,7 @@ def _abs(path: str) -> Path:
 
 
 def _optional(path: str) -> Path | None:
-    return None if path.strip().lower() in ("none", "") else _abs(path)
+    return None if is_none(path) else _abs(path)
 
 
 def _model_arg(name: str) -> str:

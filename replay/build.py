@@ -31,9 +31,17 @@ import os
 from pathlib import Path
 
 from utils.default_model import DEFAULT_MODEL_ALIAS, GGUF_NAME, WHEEL_SPEC, default_model_dir, resolve_model_path
-from utils.io_utils import DataFileError, atomic_write_text, iter_jsonl
+from utils.io_utils import (
+    DataFileError,
+    atomic_write_text,
+    file_digest,
+    fingerprint,
+    is_current,
+    iter_jsonl,
+    mark_current,
+    weights_stamp,
+)
 from utils.recipe import REPO_ROOT
-from utils.stamps import file_digest, fingerprint, is_current, mark_current, weights_stamp
 
 logger = logging.getLogger(__name__)
 CACHE_ENV = "KU_REPLAY_CACHE"

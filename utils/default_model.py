@@ -27,6 +27,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.logging_utils import setup_logging
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ALIAS = "default"
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = HfArgumentParser(PrepareArguments, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.print_path:
         target = Path(args.target) if args.target else default_model_dir()
         if not is_prepared(target):

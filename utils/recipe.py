@@ -61,7 +61,7 @@ def split_recipe_flag(argv: list[str]) -> tuple[str | None, list[str]]:
         else:
             rest.append(a)
         i += 1
-    return (None if recipe.strip().lower() in ("none", "") else recipe), rest
+    return (None if is_none(recipe) else recipe), rest
 
 
 def load_recipe(path: str | Path | None) -> dict[str, dict]:

@@ -186,8 +186,8 @@ def test_every_column_is_built_by_the_generation_factory():
     """Each kind of column maps to the factory's arguments, which the factory accepts."""
     from generation import build_backend
 
-    args = evaluate.parse_args(["--recipe", "none", "--model_name_or_path", "base/m", "--batch_size", "4",
-                                "--dtype", "float32", "--cpu_workers", "2", "--served_kwargs", '{"max_concurrency": 3}'])
+    args = evaluate.parse_args(["--recipe", "none", "--model_name_or_path", "base/m", "--batch_size", "4", "--dtype",
+                                "float32", "--cpu_workers", "2", "--served_kwargs", '{"max_concurrency": 3}'])
     hf = {"batch_size": 4, "dtype": "float32", "workers": "2", "show_progress": True}
     cases = [
         (evaluate.ModelSpec("base", "base/m"), ("hf", {"model_name_or_path": "base/m", **hf})),

@@ -119,7 +119,7 @@ def test_merge_lora_gguf_f16_round_trip(tiny_lora, tmp_path):
 
 def test_serve_command_starts_a_server_that_answers(exported, tiny_lora, smollm2_tokenizer, capsys):
     from finetuning import serve
-    from finetuning.llama_server import free_port
+    from utils.processes import free_port
 
     port = free_port()
     assert serve.main(["--adapter", str(tiny_lora), "--port", str(port), "--dry_run", "True"]) == 0

@@ -44,7 +44,7 @@ def _models(port: int) -> list[str]:
 @pytest.mark.integration
 def test_printed_and_readme_commands_serve_and_evaluate_the_updated_model(tmp_path, tiny_model_dir):
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (KU_WITH_SERVE=1)")
-    from finetuning.llama_server import free_port
+    from utils.processes import free_port
 
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"conversations": [{"from": "user", "value": q},

@@ -104,7 +104,7 @@ def test_shipped_answers_are_current_for_the_default_recipe():
     and length cap, or every fresh machine generates them again (minutes of CPU)."""
     from replay.build import BUNDLED, bundled_key
     from utils.recipe import DEFAULT_RECIPE, recipe_section, repo_path
-    from utils.stamps import is_current
+    from utils.io_utils import is_current
 
     section = recipe_section(DEFAULT_RECIPE, "finetune")
     prompts = read_prompts(repo_path(section["replay_prompts"]))
@@ -119,7 +119,7 @@ def test_shipped_answers_are_current_for_the_default_recipe():
 def _bundle_for(tmp_path, monkeypatch, model_dir):
     """A bundled file for ``model_dir`` posing as the default model, with its stamp."""
     import replay.build as rb
-    from utils.stamps import mark_current
+    from utils.io_utils import mark_current
 
     monkeypatch.setattr(rb, "default_model_dir", lambda: model_dir)
     monkeypatch.setenv("KU_REPLAY_CACHE", str(tmp_path / "cache"))
@@ -161,7 +161,7 @@ def test_shipped_answers_are_never_used_for_another_model(tmp_path, monkeypatch,
 
 def test_bundle_replay_stamps_a_machine_independent_key(tmp_path, monkeypatch):
     import replay.build as rb
-    from utils.stamps import is_current
+    from utils.io_utils import is_current
 
     monkeypatch.setattr(rb, "resolve_model_path", lambda name: str(tmp_path / "model"))
     prompts = tmp_path / "p.txt"
