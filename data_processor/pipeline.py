@@ -12,6 +12,7 @@ of several waves starts with a small one and logs the projected time of the rest
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None, backend: LLMBackend | None = None, count
     """
     from utils.logging_utils import setup_logging
 
+    # Here rather than in __main__.py, so that ku-collect (which calls this function) gets it too: the hf
+    # backend's worker processes are forked after the tokenizer ran, and tokenizers warns on every fork.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         cfg = parse_args(argv)
     except ValueError as exc:

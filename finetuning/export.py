@@ -293,7 +293,8 @@ def parse_args(argv: list[str] | None = None) -> ExportArguments:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(ExportArguments, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: python -m finetuning.export | ku-export")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

@@ -114,7 +114,8 @@ class UpdatedModelServer(LlamaServer):
 def parse_args(argv: list[str] | None = None) -> ServeArguments:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(ServeArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(ServeArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Entry points: python -m finetuning.serve | ku-serve")
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

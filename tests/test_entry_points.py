@@ -90,13 +90,7 @@ def test_each_shell_command_runs_its_rows_module(row):
         assert module.removeprefix("python ") in text and re.search(r'^exec python "\$script" "\$@"$', text, re.M)
 
 
-# finetuning/serve.py and export.py were being edited by another change of issue 39 when this test was written:
-# their --help gets the line once that lands (then drop this mark; strict, so it cannot be forgotten).
-PENDING = {"python -m finetuning.serve", "python -m finetuning.export"}
-
-
-@pytest.mark.parametrize("row", [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="epilog pending"))
-                                 if r["python"][0] in PENDING else r for r in ROWS], ids=lambda r: r["python"][0])
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r["python"][0])
 def test_each_modules_help_ends_with_its_entry_points(row, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # argparse wraps to the terminal: one line where it fits
     for also in row["python"]:  # python -m evaluation and python evaluate.py run the same main
