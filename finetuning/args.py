@@ -115,7 +115,8 @@ class TrainingArguments(transformers.TrainingArguments):
         "nargs": "?", "const": "True",
         "help": "auto | True | False. True: the base weights in bfloat16 under bf16 autocast, the LoRA weights and "
                 "optimizer in fp32 (finetuning/precision.py). auto: bf16 on a CUDA device that supports it and on a CPU "
-                "with amx_bf16 or avx512_bf16 that torch's oneDNN supports, else fp32. DeepSpeed configs' "
+                "with amx_bf16 or avx512_bf16 that torch's oneDNN supports (not with DeepSpeed on a CPU), else fp32. "
+                "DeepSpeed configs' "
                 "\"bf16\": {\"enabled\": \"auto\"} follow the choice."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={
         "help": "DDP unused-parameter search; off because every LoRA weight gets a gradient."})
