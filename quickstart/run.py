@@ -233,10 +233,30 @@ def evaluate_command(args: QuickstartArguments, plan: Plan) -> list[str]:
     """evaluate.py with the run's paths. The documents go along (--open_book), so the table holds the reading
     baseline: the base model answering with each question's document in its prompt. With --train_data the
     documents are not what the model learned, so there is no such row."""
+    open_book = None if args.train_data else open_book_docs(plan.held_out, plan.docs)
     return [sys.executable, "-m", "evaluation", "--recipe", str(plan.recipe), "--model_name_or_path",
             _model_arg(args.model), "--qa_file", str(plan.held_out), "--control_file", str(plan.control or "none"),
             "--adapters", f"updated={plan.adapter}", "--output_dir", str(plan.run / "eval"),
-            *([] if args.train_data else ["--open_book", str(plan.docs)]), *shlex.split(args.eval_args)]
+            *(["--open_book", str(open_book)] if open_book else []), *shlex.split(args.eval_args)]
+
+
+def open_book_docs(qa_file: Path, docs: Path) -> Path | None:
+    """``docs`` when every question of ``qa_file`` names a document in it, else ``None`` and a warning.
+
+    The reading baseline needs each question's document; questions about documents the run did not read
+    would stop evaluate.py --open_book after the whole training, so the quickstart leaves that row out.
+    """
+    from evaluation.open_book import document_path
+    from evaluation.runner import load_qa_file
+    from utils.io_utils import DataFileError
+
+    try:
+        for question in load_qa_file(str(qa_file)):
+            document_path(docs, question.get("doc"), question["source"])
+    except DataFileError as exc:
+        logger.warning("no reading-baseline row (evaluate.py --open_book): %s", exc)
+        return None
+    return docs
 
 
 def run(args: QuickstartArguments) -> int:

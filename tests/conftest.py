@@ -30,6 +30,17 @@ def _session_replay_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Each test starts with the session's environment. Parsing finetune.py's arguments in this process sets
+    WANDB_DIR (to the run's output folder), WANDB_MODE and WANDB_API_KEY, as it must for a real run; left
+    behind, a later test's subprocess would inherit them and write its wandb files into another test's folder."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     from utils.default_model import prepare_default_model

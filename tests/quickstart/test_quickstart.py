@@ -82,6 +82,24 @@ def test_quickstart_collects_with_the_bare_collectors_settings(tmp_path):
     assert differ <= {"data_path", "save_path", "overwrite", "recipe"}, differ
 
 
+def test_questions_about_documents_the_run_did_not_read_leave_out_the_reading_baseline(tmp_path, caplog):
+    """evaluate.py --open_book would stop on them after the whole training: the quickstart warns up front
+    and evaluates closed-book only."""
+    docs = tmp_path / "mydocs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Something happened in 1900.")
+    questions = tmp_path / "q.jsonl"
+    _write_jsonl(questions, [{"question": "When did it happen?", "answers": ["1900"], "doc": "a.txt"},
+                             {"question": "Who came?", "answers": ["Ann"], "doc": "b.txt"}])
+    args = QuickstartArguments(run_dir=str(tmp_path / "run"), docs=str(docs), eval_qa=str(questions))
+    plan = make_plan(args)
+    with caplog.at_level("WARNING", logger="quickstart"):
+        assert "--open_book" not in evaluate_command(args, plan)
+    assert "q.jsonl:2" in caplog.text and "'b.txt' is not in" in caplog.text
+    _write_jsonl(questions, [{"question": "When did it happen?", "answers": ["1900"], "doc": "a.txt"}])
+    assert "--open_book" in evaluate_command(args, plan)
+
+
 def test_documents_without_questions_are_evaluated_on_the_collectors_held_out_split(tmp_path):
     docs = tmp_path / "mydocs"
     docs.mkdir()
@@ -91,6 +109,8 @@ def test_documents_without_questions_are_evaluated_on_the_collectors_held_out_sp
     assert plan.held_out == plan.qa.with_name("qa_pairs.eval.jsonl")
     cmd = collect_command(args, plan)
     assert cmd[cmd.index("--eval_fraction") + 1] == str(HELD_OUT_FRACTION)
+    plan.held_out.parent.mkdir(parents=True)
+    _write_jsonl(plan.held_out, [{"question": "When did it happen?", "answers": ["1900"], "file_name": "a.txt"}])
     assert str(plan.held_out) in evaluate_command(args, plan)
     evaluate = evaluate_command(args, plan)  # the reading baseline reads the run's documents
     assert evaluate[evaluate.index("--open_book") + 1] == str(plan.docs)
@@ -148,7 +168,8 @@ def sample(tmp_path):
     docs.mkdir()
     (docs / "drennick_sport.txt").write_text((ROOT / "examples" / "docs" / "drennick_sport.txt").read_text())
     questions = tmp_path / "q.jsonl"
-    _write_jsonl(questions, [json.loads(line) for line in open(ROOT / "examples" / "eval_qa.jsonl")][:5])
+    rows = [json.loads(line) for line in open(ROOT / "examples" / "eval_qa.jsonl")]
+    _write_jsonl(questions, [r for r in rows if r["doc"] == "drennick_sport.txt"][:5])  # about the one document
     return docs, questions
 
 

@@ -20,6 +20,8 @@ def test_a_folder_of_pdfs_goes_to_the_collector_and_the_reading_baseline(tmp_pat
     plan = make_plan(args)
     collect = collect_command(args, plan)
     assert collect[collect.index("--data_path") + 1] == str(docs)
+    plan.held_out.parent.mkdir(parents=True)
+    plan.held_out.write_text('{"question": "Who spoke?", "answers": ["Lincoln"], "file_name": "address.pdf"}\n')
     evaluate = evaluate_command(args, plan)
     assert evaluate[evaluate.index("--open_book") + 1] == str(docs)
     read = read_folder(plan.docs)
