@@ -31,16 +31,8 @@ import os
 from pathlib import Path
 
 from utils.default_model import DEFAULT_MODEL_ALIAS, GGUF_NAME, WHEEL_SPEC, default_model_dir, resolve_model_path
-from utils.io_utils import (
-    DataFileError,
-    atomic_write_text,
-    file_digest,
-    fingerprint,
-    is_current,
-    iter_jsonl,
-    mark_current,
-    weights_stamp,
-)
+from utils.io_utils import DataFileError, atomic_write_text, file_digest, fingerprint, iter_jsonl
+from utils.io_utils import is_current, mark_current, weights_stamp
 from utils.recipe import REPO_ROOT
 
 logger = logging.getLogger(__name__)
