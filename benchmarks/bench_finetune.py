@@ -18,7 +18,7 @@ The variants run interleaved (a, b, c, a, b, c ...), each in its own process so 
 its own, and the machine's background load hits them alike; ratios are taken per round then averaged.
 Part 2 (parallelism) runs finetune.py itself for the same steps and global batch as 1 process x 2
 threads and as 2 processes x 1 thread (torchrun, gloo), interleaved, and reads its train_summary.json.
-Part 3 (precision) runs finetune.py for --precision_steps steps in --precision_layout with its default
+Part 3 (precision) runs finetune.py for --precision_steps steps in --precision_layout with
 --bf16 auto and with --bf16 False, interleaved, and measures right before each run this host's fp32 and bf16
 matmul peaks (utils/flops.measure_matmul_peak in as many processes and threads as the run, at once, summed).
 FLOP/s: training_flops_per_token (utils/flops) x tokens executed (pad included: the CPU computes them)
@@ -304,7 +304,7 @@ def run_layout(layout: str, args: BenchFinetuneArguments, output_dir: str, port:
 
 
 # ---------------------------------------------------------------- precision (part 3)
-PRECISION_RUNS = {"default": (), "fp32": ("--bf16", "False")}  # finetune.py's own choice (--bf16 auto) vs forced fp32
+PRECISION_RUNS = {"auto": ("--bf16", "auto"), "fp32": ("--bf16", "False")}  # bf16 where the host computes it natively, vs fp32
 
 
 def base_param_count(model_name_or_path: str) -> int:
@@ -363,18 +363,18 @@ def summarise_precision(runs: list[dict], flops_per_token: float) -> dict:
     by_round: dict[int, dict[str, dict]] = {}
     for r in runs:
         by_round.setdefault(r["round"], {})[r["run"]] = r
-    ratios = [rnd["default"]["real_tok_s"] / rnd["fp32"]["real_tok_s"]
-              for rnd in by_round.values() if "default" in rnd and "fp32" in rnd]
+    ratios = [rnd["auto"]["real_tok_s"] / rnd["fp32"]["real_tok_s"]
+              for rnd in by_round.values() if "auto" in rnd and "fp32" in rnd]
     out["ratio_default_over_fp32"] = statistics.mean(ratios) if ratios else None
     out["ratios_per_round"] = ratios
-    cpu_ratios = [(rnd["default"]["tokens"] / rnd["default"]["cpu_s"]) / (rnd["fp32"]["tokens"] / rnd["fp32"]["cpu_s"])
-                  for rnd in by_round.values() if "default" in rnd and "fp32" in rnd]
+    cpu_ratios = [(rnd["auto"]["tokens"] / rnd["auto"]["cpu_s"]) / (rnd["fp32"]["tokens"] / rnd["fp32"]["cpu_s"])
+                  for rnd in by_round.values() if "auto" in rnd and "fp32" in rnd]
     out["cpu_ratio_default_over_fp32"] = statistics.mean(cpu_ratios) if cpu_ratios else None
     return out
 
 
 def run_precision(args: BenchFinetuneArguments, out_dir: Path, report: dict, results_path: Path) -> None:
-    """Part 3: finetune.py with its default --bf16 auto and with --bf16 False, interleaved, each run right after
+    """Part 3: finetune.py with --bf16 auto and with --bf16 False, interleaved, each run right after
     measuring the fp32 and bf16 matmul peaks of its layout; prints the side-by-side table."""
     from tqdm.auto import tqdm
 
@@ -398,7 +398,7 @@ def run_precision(args: BenchFinetuneArguments, out_dir: Path, report: dict, res
              f"{t['gflop_s']:.1f}", f"{t['peak_gflop_s']:.1f}", f"{t['of_peak']:.2f}",
              f"{t['train_loss_mean']:.4f}", f"{t['train_loss_last']:.4f}"]
             for name, t in table.items() if name in PRECISION_RUNS]
-    print(f"\nPart 3: finetune.py --bf16 auto (default) vs --bf16 False, {args.precision_steps} steps, global batch "
+    print(f"\nPart 3: finetune.py --bf16 auto vs --bf16 False, {args.precision_steps} steps, global batch "
           f"{args.parallel_global_batch}, {procs} process(es) x {threads} thread(s), {args.precision_rounds} round(s)")
     print(format_table(["run (dtype)", "real tok/s", "tok/CPU-s", "GFLOP/s", "matmul peak GFLOP/s", "of peak",
                         "mean loss", "last loss"], rows, align="lrrrrrrr"))

@@ -93,20 +93,20 @@ def test_finetune_command_takes_steps_and_extra_flags(tmp_path):
 def test_summarise_precision_uses_each_dtypes_peak_measured_beside_the_run():
     # Round 1 ran twice as slow (busy machine) and measured half the peaks: fractions and ratios hold.
     fast, slow = {"float32": 100e9, "bfloat16": 400e9}, {"float32": 50e9, "bfloat16": 200e9}
-    runs = [{"round": 0, "run": "default", "bf16": True, "real_tok_s": 300, "tokens": 300, "cpu_s": 1, "matmul_peaks": fast,
+    runs = [{"round": 0, "run": "auto", "bf16": True, "real_tok_s": 300, "tokens": 300, "cpu_s": 1, "matmul_peaks": fast,
              "train_loss_mean": 2.0, "train_loss_last": 1.0},
             {"round": 0, "run": "fp32", "bf16": False, "real_tok_s": 200, "tokens": 200, "cpu_s": 2, "matmul_peaks": fast,
              "train_loss_mean": 2.2, "train_loss_last": 1.2},
-            {"round": 1, "run": "default", "bf16": True, "real_tok_s": 150, "tokens": 300, "cpu_s": 1, "matmul_peaks": slow,
+            {"round": 1, "run": "auto", "bf16": True, "real_tok_s": 150, "tokens": 300, "cpu_s": 1, "matmul_peaks": slow,
              "train_loss_mean": 2.0, "train_loss_last": 0.9},
             {"round": 1, "run": "fp32", "bf16": False, "real_tok_s": 100, "tokens": 200, "cpu_s": 2, "matmul_peaks": slow,
              "train_loss_mean": 2.2, "train_loss_last": 1.1}]
     table = bench_finetune.summarise_precision(runs, flops_per_token=1e8)
-    assert table["default"]["dtype"] == "bfloat16" and table["fp32"]["dtype"] == "float32"
-    assert table["default"]["of_peak"] == pytest.approx(0.075) and table["fp32"]["of_peak"] == pytest.approx(0.2)
+    assert table["auto"]["dtype"] == "bfloat16" and table["fp32"]["dtype"] == "float32"
+    assert table["auto"]["of_peak"] == pytest.approx(0.075) and table["fp32"]["of_peak"] == pytest.approx(0.2)
     assert table["ratios_per_round"] == [1.5, 1.5] and table["ratio_default_over_fp32"] == 1.5
-    assert table["default"]["tok_per_cpu_s"] == 300 and table["cpu_ratio_default_over_fp32"] == 3.0
-    assert table["default"]["train_loss_last"] == 0.9 and table["fp32"]["train_loss_mean"] == pytest.approx(2.2)
+    assert table["auto"]["tok_per_cpu_s"] == 300 and table["cpu_ratio_default_over_fp32"] == 3.0
+    assert table["auto"]["train_loss_last"] == 0.9 and table["fp32"]["train_loss_mean"] == pytest.approx(2.2)
 
 
 def test_matmul_peaks_of_a_layout_measure_both_dtypes_in_its_processes():
