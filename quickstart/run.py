@@ -240,6 +240,14 @@ def evaluate_command(args: QuickstartArguments, plan: Plan) -> list[str]:
             *(["--open_book", str(open_book)] if open_book else []), *shlex.split(args.eval_args)]
 
 
+def _count_rows(path: Path | None) -> int:
+    """Non-empty lines of a JSONL file; 0 for no file."""
+    if path is None or not path.is_file():
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def open_book_docs(qa_file: Path, docs: Path) -> Path | None:
     """``docs`` when every question of ``qa_file`` names a document in it, else ``None`` and a warning.
 
@@ -292,11 +300,15 @@ def run(args: QuickstartArguments) -> int:
             _check(runner.call(cmd, env), "collection", runner.log_path)
 
         runner.stage("collect", plan.qa, key, collect)
-    rows = sum(1 for line in open(plan.qa, encoding="utf-8") if line.strip()) if plan.qa.is_file() else 0
+    rows = _count_rows(plan.qa)
     if rows == 0:
         raise StageFailed(f"collection produced no QA pairs in {plan.qa}; see the collector's summary above. "
                           "A stronger generator usually helps: --generator_type api|vllm --generator MODEL")
     runner.say(f"{rows} training rows in {plan.qa}")
+    # Checked here, not after training: a small collection can hold out no question at all.
+    if _count_rows(plan.held_out) == 0:
+        raise StageFailed(f"no held-out questions to ask ({plan.held_out} is missing or empty: the collection set "
+                          f"none aside from its {rows} rows); pass --eval_qa FILE, or give more documents")
 
     cmd = finetune_command(args, plan)
     # The stamp file holds its key: commands go in redacted (a wandb key does not change the model).
@@ -309,8 +321,6 @@ def run(args: QuickstartArguments) -> int:
 
     runner.stage("fine-tune", plan.adapter / "train_summary.json", key, finetune, workdir=plan.adapter)
 
-    if plan.held_out is None or not plan.held_out.is_file():
-        raise StageFailed(f"no held-out questions to ask ({plan.held_out}); pass --eval_qa FILE")
     cmd = evaluate_command(args, plan)
     key = {"adapter": file_digest(plan.adapter / "train_summary.json"), "held_out": file_digest(plan.held_out),
            "recipe": recipe.get("evaluate", {}), "cmd": redact_argv(cmd[3:])}

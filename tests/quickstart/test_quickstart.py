@@ -275,3 +275,19 @@ def test_chinese_sample_end_to_end(tmp_path, tiny_model_dir):
     for q in results["sets"]["eval_qa"]["questions"]:  # the table's numbers are the replies' scores
         for pred in q["predictions"].values():
             assert pred["contains"] == contains_match(pred["text"], q["answers"])
+
+
+def test_no_held_out_question_stops_before_training(tmp_path, caplog):
+    """A collection too small to set a question aside (or an empty --eval_qa) fails right after collection,
+    naming the file, instead of after the whole fine-tuning."""
+    from quickstart.run import main
+
+    data = _write_jsonl(tmp_path / "rows.jsonl", [{"conversations": [
+        {"from": "user", "value": "When was it?"}, {"from": "assistant", "value": "In 1900."}]}])
+    empty = tmp_path / "q.jsonl"
+    empty.write_text("")
+    run = tmp_path / "run"
+    with caplog.at_level("ERROR", logger="quickstart"):
+        assert main(["--train_data", str(data), "--eval_qa", str(empty), "--run_dir", str(run)]) == 1
+    assert "no held-out questions to ask" in caplog.text and str(empty) in caplog.text
+    assert not (run / "adapter").exists()
