@@ -6,8 +6,10 @@
 Settings come from the recipe (--recipe, default configs/recipes/default.yaml), then the command line.
 When --replay_prompts names a file, the base model's own answers to those prompts are made (once,
 cached; for the default model and prompts, copied from examples/replay_answers.jsonl) and mixed into
-the training data. Writes the adapter (its update multiplied by --adapter_scale) and tokenizer to --output_dir, the
-per-step loss to <loss_dir>/<run_name>.npy, <output_dir>/train_summary.json and, after a few steps,
+the training data; when --text_replay_openers names one, so are the base model's plain-text continuations
+of those openers (examples/text_replay.jsonl for the default model and openers). Writes the adapter (its
+update multiplied by --adapter_scale) and tokenizer to --output_dir, the per-step loss to
+<loss_dir>/<run_name>.npy, <output_dir>/train_summary.json and, after a few steps,
 <output_dir>/time_projection.json. ``python finetune.py --help`` lists every flag; docs/finetuning.md
 explains the choices.
 """
@@ -137,24 +139,37 @@ def scale_saved_adapter(output_dir: str, scale: float) -> None:
 
 
 def mix_in_replay(data_args, model_name_or_path: str) -> str:
-    """``--data_path`` plus the replay file when ``--replay_prompts`` names one (made once, then cached)."""
+    """``--data_path`` plus the replay file when ``--replay_prompts`` names one and the text-replay file when
+    ``--text_replay_openers`` names one (each made once, then cached)."""
     try:
         prompts = optional_file(data_args.replay_prompts, "--replay_prompts")
         checks = optional_file(data_args.replay_checks, "--replay_checks")
+        openers = optional_file(data_args.text_replay_openers, "--text_replay_openers")
     except FileNotFoundError as exc:
         raise DataFileError(str(exc)) from None
-    if prompts is None:
-        return data_args.data_path
-    from replay.build import ensure_replay
+    paths = [data_args.data_path]
+    if prompts is not None:
+        from replay.build import ensure_replay
 
-    replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens,
-                           checks_path=checks)
-    if not replay.stat().st_size:
-        logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped, and so are "
-                       "replies that fail --replay_checks); training without replay rows", prompts)
-        return data_args.data_path
-    logger.info("replay rows (the base model's own answers to %s): %s", prompts, replay)
-    return f"{data_args.data_path},{replay}"
+        replay = ensure_replay(model_name_or_path, prompts, max_new_tokens=data_args.replay_max_new_tokens,
+                               checks_path=checks)
+        if replay.stat().st_size:
+            logger.info("replay rows (the base model's own answers to %s): %s", prompts, replay)
+            paths.append(str(replay))
+        else:
+            logger.warning("the base model gave no usable answer to %s (replies cut mid-sentence are dropped, and so "
+                           "are replies that fail --replay_checks); training without replay rows", prompts)
+    if openers is not None:
+        from replay.text import ensure_text_replay
+
+        text = ensure_text_replay(model_name_or_path, openers, max_new_tokens=data_args.text_replay_max_new_tokens)
+        if text.stat().st_size:
+            logger.info("text replay rows (the base model's continuations of %s): %s", openers, text)
+            paths.append(str(text))
+        else:
+            logger.warning("every continuation of %s was degenerate (replay/text.py); training without text replay "
+                           "rows", openers)
+    return ",".join(paths)
 
 
 if __name__ == "__main__":

@@ -28,18 +28,21 @@ from utils.tables import format_table
 
 
 def count_tokens(paths: list[str], tokenizer, max_rows: int | None = None) -> list[int]:
-    """Token length of every row (chat template applied, as finetune.py tokenises it)."""
-    from utils.data_formats import to_messages
+    """Token length of every row (chat template applied, or none for a plain-text row, as finetune.py tokenises it)."""
+    from utils.data_formats import is_plain_text, to_messages
     from utils.io_utils import iter_jsonl
 
     lengths: list[int] = []
     for path in paths:
         for _, row in iter_jsonl(path, skip_bad=True):
             try:
-                msgs = to_messages(row)
+                msgs = to_messages(row, allow_text=True)
             except ValueError:
                 continue
-            ids = tokenizer.apply_chat_template(msgs, tokenize=True)
+            if is_plain_text(msgs):
+                ids = tokenizer(msgs[0]["content"], add_special_tokens=False)["input_ids"]
+            else:
+                ids = tokenizer.apply_chat_template(msgs, tokenize=True)
             # transformers 5 returns a BatchEncoding (a UserDict, not a dict): len() of it counts its keys.
             if hasattr(ids, "keys") and "input_ids" in ids:
                 ids = ids["input_ids"]

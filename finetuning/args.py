@@ -68,6 +68,13 @@ class DataArguments:
         "help": "JSONL of {question, answers} for some replay prompts: a replay row for such a prompt is trained only "
                 "if its answer contains one of the answers (the base model's wrong answers are left out); "
                 "'none' = every replay row."})
+    text_replay_openers: str = field(default="none", metadata={
+        "help": "Plain-text openers (one per line, e.g. examples/text_replay_openers.txt) whose continuations, "
+                "sampled from the base model without the chat template, are mixed into the training data as text "
+                "rows trained on every token (text replay, meant to hold the model's plain-text distribution in place; "
+                "python -m replay --kind text); 'none' = no text rows."})
+    text_replay_max_new_tokens: int = field(default=96, metadata={
+        "help": "Length cap of each text-replay sample (tokens after its opener)."})
     prepare_data_only: bool = field(default=False, metadata={
         "help": "Build the replay rows (cached), check the data, and exit without training (the launcher runs "
                 "this once before torchrun so every process finds the replay rows ready)."})

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning data: JSONL rows -> chat-template tokens with assistant-only labels.
+"""Supervised fine-tuning data: JSONL rows -> chat-template tokens with assistant-only labels, or plain text.
 
 Pipeline: :func:`load_rows` (any format of :mod:`utils.data_formats`, errors name file:line) ->
 :func:`split_rows` (seeded, disjoint validation hold-out) -> :class:`SupervisedDataset` (eager) or
@@ -10,6 +10,9 @@ Why the details matter: the pad token must differ from the end-of-turn token, ot
 padding also masks every ``<|im_end|>`` and the model never learns to stop; validation rows must not
 also be training rows, or the validation loss measures memorisation; padding every example to the
 maximum length would spend most of the compute on pad tokens, since QA pairs are short.
+
+A ``{"text": ...}`` row (text replay: the base model's own plain-text samples, replay/text.py) is tokenised
+without the chat template and every token after the first is trained (:func:`tokenize_text`).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from utils.data_formats import to_messages
+from utils.data_formats import is_plain_text, to_messages
 from utils.io_utils import DataFileError, iter_jsonl
 
 logger = logging.getLogger(__name__)
@@ -33,14 +36,15 @@ COLLECT_HINT = "bash shells/collect_data.sh"
 
 @dataclass
 class Row:
-    """One conversation and where it came from (for error messages)."""
+    """One conversation (or plain-text row, :func:`~utils.data_formats.is_plain_text`) and where it came from
+    (for error messages)."""
 
     source: str  # "file:line"
     messages: list[dict]
 
 
 def load_rows(path: str | Path, *, skip_bad: bool = False) -> list[Row]:
-    """Read a JSONL file of conversations in any supported format.
+    """Read a JSONL file of conversations in any supported format, or plain-text ``{"text": ...}`` rows.
 
     Raises :class:`DataFileError` naming the file (and line) for a missing or empty file and, unless
     ``skip_bad``, for the first malformed line or row; with ``skip_bad`` bad rows are counted and logged.
@@ -55,7 +59,7 @@ def load_rows(path: str | Path, *, skip_bad: bool = False) -> list[Row]:
     rows: list[Row] = []
     for lineno, obj in iter_jsonl(path, skip_bad=skip_bad, bad_lines=bad):
         try:
-            rows.append(Row(f"{path}:{lineno}", to_messages(obj)))
+            rows.append(Row(f"{path}:{lineno}", to_messages(obj, allow_text=True)))
         except (ValueError, TypeError, AttributeError) as exc:
             reason = f"{path}:{lineno}: unusable row ({exc})"
             if not skip_bad:
@@ -160,12 +164,30 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> t
     return {"input_ids": ids, "labels": labels}, truncated
 
 
+def tokenize_text(tokenizer, text: str, max_length: int) -> tuple[dict, bool]:
+    """Tokenise a plain-text row as it is, with no chat template and no special tokens; label every token
+    but the first (nothing comes before it to predict it from). Returns ``({"input_ids", "labels"}, truncated)``.
+
+    No end-of-text token is appended. SmolLM2 separated its pretraining documents with ``<|endoftext|>``, but
+    a text-replay row is an excerpt cut at a token cap, not a whole document: a labelled end there would teach
+    the model that text stops after a hundred tokens (and ``<|im_end|>``, the tokenizer's EOS, ends a chat turn,
+    not a text). Nor is a BOS token added: the tokenizer adds none, and evaluation/general_text.py scores text
+    rows the same way, so the two see plain text alike.
+    """
+    ids = list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    truncated = len(ids) > max_length
+    ids = ids[:max_length]
+    return {"input_ids": ids, "labels": [IGNORE_INDEX] + ids[1:]}, truncated
+
+
 def _has_target(example: dict) -> bool:
     return any(label != IGNORE_INDEX for label in example["labels"])
 
 
 def _tokenize_row(tokenizer, row: Row, max_length: int) -> tuple[dict, bool]:
     try:
+        if is_plain_text(row.messages):
+            return tokenize_text(tokenizer, row.messages[0]["content"], max_length)
         return tokenize_conversation(tokenizer, row.messages, max_length)
     except Exception as exc:  # noqa: BLE001 - jinja / tokenizer errors: name the row, not a traceback
         raise DataFileError(f"{row.source}: cannot tokenise this row ({type(exc).__name__}: {exc})") from exc
@@ -177,7 +199,7 @@ def _some(sources: list[str], n: int = 5) -> str:
 
 def tokenize_rows(rows: list[Row], tokenizer, max_length: int, desc: str = "tokenise",
                   num_proc: int = 0) -> list[tuple[dict, bool]]:
-    """:func:`tokenize_conversation` of every row, in order.
+    """:func:`tokenize_conversation` (:func:`tokenize_text` for a plain-text row) of every row, in order.
 
     With ``num_proc`` > 1 the rows are tokenised by a ``datasets`` map over that many processes (large
     inputs: the chat template and tokenizer run in Python, one row at a time); otherwise here, with a
@@ -328,6 +350,8 @@ def shared_prefix_length(features: list[dict]) -> int:
     start of the user turn), cut so that neither a prefix token nor the first token after it carries a
     label: every example's first own token then follows the prefix in the original row but another
     example in a shared sequence, so its label must be ignored in both for the loss to stay the same.
+    A plain-text row (:func:`tokenize_text`) is trained from its second token, so a batch holding one has
+    no shared prefix (0) and :class:`SFTCollator` pads it.
     """
     first = features[0]["input_ids"]
     n = min(len(f["input_ids"]) for f in features)

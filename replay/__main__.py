@@ -1,8 +1,9 @@
-"""``python -m replay``: make the self-distillation replay rows on their own (see replay/build.py).
+"""``python -m replay``: make the self-distillation replay rows on their own (see replay/build.py), or with
+``--kind text`` the text-replay rows (plain-text samples, replay/text.py).
 
 The prompts file and the length cap default to the recipe's (``--recipe``, default
-configs/recipes/default.yaml, section finetune: replay_prompts, replay_max_new_tokens), so the rows made
-here are the ones finetune.py would use.
+configs/recipes/default.yaml, section finetune: replay_prompts, replay_max_new_tokens; with ``--kind text``
+text_replay_openers, text_replay_max_new_tokens), so the rows made here are the ones finetune.py would use.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replay import text
 from replay.build import BUNDLED, build_replay, bundle_replay, ensure_replay
 from utils.logging_utils import setup_logging
 from utils.recipe import RecipeError, is_none, optional_file, recipe_section, split_recipe_flag
@@ -18,28 +20,41 @@ from utils.recipe import RecipeError, is_none, optional_file, recipe_section, sp
 logger = logging.getLogger("replay")
 
 
+#: per --kind: (recipe key of the prompts file, its default, recipe key of the length cap, its default)
+KINDS = {"chat": ("replay_prompts", "examples/replay_prompts.txt", "replay_max_new_tokens", 128),
+         "text": ("text_replay_openers", "examples/text_replay_openers.txt", "text_replay_max_new_tokens", 96)}
+
+
 @dataclass
 class ReplayArguments:
     model_name_or_path: str = field(default="default", metadata={
         "help": "The model whose behaviour is preserved (the base model that will be fine-tuned)."})
-    prompts: str = field(default="examples/replay_prompts.txt", metadata={
-        "help": "Text file, one general prompt per line; the recipe's replay_prompts unless given."})
+    kind: str = field(default="chat", metadata={
+        "help": "chat: the model's greedy answers to general prompts (replay/build.py); text: its sampled "
+                "continuations of plain-text openers (replay/text.py)."})
+    prompts: str | None = field(default=None, metadata={
+        "help": "Text file, one general prompt (--kind chat) or plain-text opener (--kind text) per line; the "
+                "recipe's replay_prompts or text_replay_openers unless given, else examples/replay_prompts.txt or "
+                "examples/text_replay_openers.txt."})
     output: str | None = field(default=None, metadata={
         "help": "Where to write the JSONL (default: the shared replay cache that finetune.py reads, "
                 "~/.cache/knowledge_update/replay/)."})
-    max_new_tokens: int = field(default=128, metadata={
-        "help": "Length cap of each replayed answer; the recipe's replay_max_new_tokens unless given."})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "Length cap of each replayed answer or text sample; the recipe's replay_max_new_tokens or "
+                "text_replay_max_new_tokens unless given, else 128 (chat) or 96 (text)."})
     checks: str = field(default="none", metadata={
         "help": "JSONL of {question, answers}: rows whose answer contains none of their prompt's answers are left "
-                "out (a second, checked file in the cache; --output and --bundle write every answer); the recipe's replay_checks unless given."})
+                "out (a second, checked file in the cache; --output and --bundle write every answer); the recipe's "
+                "replay_checks unless given. --kind chat only."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     cpu_workers: str = field(default="auto", metadata={
         "help": "On a CPU: worker processes of 1 thread each that generate the answers ('auto' = one per core; "
                 "'1' = in this process with torch's own threads). Separate processes keep working when another "
-                "job holds a core."})
+                "job holds a core. --kind chat only: text samples are made in this process."})
     bundle: bool = field(default=False, metadata={
-        "help": f"Regenerate the default model's answers shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
-                "(after editing the prompts file or the length cap); other models are never bundled."})
+        "help": f"Regenerate the default model's rows shipped in {BUNDLED.relative_to(BUNDLED.parents[1])} "
+                f"(--kind text: {text.BUNDLED.relative_to(text.BUNDLED.parents[1])}) after editing the prompts file "
+                "or the length cap; other models are never bundled."})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,14 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not is_none(section.get("replay_prompts", "none")):
-        parser.set_defaults(prompts=section["replay_prompts"])
     if not is_none(section.get("replay_checks", "none")):
         parser.set_defaults(checks=section["replay_checks"])
-    if "replay_max_new_tokens" in section:
-        parser.set_defaults(max_new_tokens=section["replay_max_new_tokens"])
     (args,) = parser.parse_args_into_dataclasses(args=rest)
     setup_logging()
+    if args.kind not in KINDS:
+        logger.error("--kind %s: not one of %s", args.kind, ", ".join(KINDS))
+        return 2
+    prompts_key, prompts_default, cap_key, cap_default = KINDS[args.kind]
+    if args.prompts is None:
+        args.prompts = prompts_default if is_none(section.get(prompts_key, "none")) else section[prompts_key]
+    if args.max_new_tokens is None:
+        args.max_new_tokens = section.get(cap_key, cap_default)
     try:
         prompts = optional_file(args.prompts, "--prompts")
         checks = optional_file(args.checks, "--checks")
@@ -67,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 2
     if prompts is None:
-        logger.error("--prompts none: there is nothing to answer")
+        logger.error("--prompts none: there is nothing to %s", "continue" if args.kind == "text" else "answer")
         return 2
-    if args.bundle:
-        if args.model_name_or_path != "default" or args.output:
-            logger.error("--bundle makes the default model's shipped answers; it takes neither a model nor --output")
-            return 2
+    if args.bundle and (args.model_name_or_path != "default" or args.output):
+        logger.error("--bundle makes the default model's shipped rows; it takes neither a model nor --output")
+        return 2
+    if args.kind == "text":
+        path = text_rows_file(args, prompts)
+    elif args.bundle:
         path = bundle_replay(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                              workers=args.cpu_workers)
     elif args.output:
@@ -83,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
                              batch_size=args.batch_size, checks_path=checks, workers=args.cpu_workers)
     print(path)
     return 0
+
+
+def text_rows_file(args: ReplayArguments, openers: Path) -> Path:
+    """``--kind text``: the bundle, the --output file or the cached file, as for the chat replay."""
+    if args.bundle:
+        return text.bundle_text_replay(openers, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    if args.output:
+        return text.build_text_replay(args.model_name_or_path, openers, Path(args.output),
+                                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    return text.ensure_text_replay(args.model_name_or_path, openers, max_new_tokens=args.max_new_tokens,
+                                   batch_size=args.batch_size)
 
 
 if __name__ == "__main__":

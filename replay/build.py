@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from utils.default_model import DEFAULT_MODEL_ALIAS, GGUF_NAME, WHEEL_SPEC, default_model_dir, resolve_model_path
@@ -189,8 +190,24 @@ def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_ne
                     workers: int | str = "auto") -> Path:
     """:func:`ensure_replay` without checks: every answer, from the cache, the bundle or generated."""
     prompts = read_prompts(prompts_path)
-    key = replay_key(model_name_or_path, prompts, max_new_tokens)
-    out = cache_dir() / f"replay-{fingerprint(key)[:16]}.jsonl"
+    return cached_rows(
+        "replay", replay_key(model_name_or_path, prompts, max_new_tokens),
+        bundled_key(model_name_or_path, prompts, max_new_tokens), BUNDLED,
+        lambda out: build_replay(model_name_or_path, prompts_path, out, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, workers=workers),
+        "the default model's answers", "python -m replay --bundle True")
+
+
+def cached_rows(name: str, key: dict, portable: dict | None, bundled: Path, build: Callable[[Path], Path],
+                what: str, regenerate: str) -> Path:
+    """``<cache_dir>/<name>-<fingerprint of key>.jsonl``, made once and shared by every run that needs it.
+
+    Current (its stamp is ``key``): returned as it is. Otherwise, under a file lock (concurrent torchrun
+    processes wait for one of them), copied from ``bundled`` when that file's stamp is ``portable`` (the
+    machine-independent key of the shipped rows; ``None`` for a model that has none), else ``build(out)``.
+    ``what`` and ``regenerate`` (the command that remakes ``bundled``) only name the shipped rows in the log.
+    """
+    out = cache_dir() / f"{name}-{fingerprint(key)[:16]}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     if is_current(out, key):
         return out
@@ -198,15 +215,12 @@ def _ensure_answers(model_name_or_path: str, prompts_path: str | Path, *, max_ne
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_current(out, key):  # another process built it while this one waited for the lock
             return out
-        portable = bundled_key(model_name_or_path, prompts, max_new_tokens)
-        if portable is not None and is_current(BUNDLED, portable):
-            atomic_write_text(out, BUNDLED.read_text(encoding="utf-8"))
+        if portable is not None and is_current(bundled, portable):
+            atomic_write_text(out, bundled.read_text(encoding="utf-8"))
             mark_current(out, key)
-            logger.info("replay rows: the default model's answers shipped in %s (regenerate with "
-                        "python -m replay --bundle True)", BUNDLED)
+            logger.info("%s rows: %s shipped in %s (regenerate with %s)", name, what, bundled, regenerate)
             return out
-        return build_replay(model_name_or_path, prompts_path, out, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            workers=workers)
+        return build(out)
 
 
 def bundle_replay(prompts_path: str | Path, *, max_new_tokens: int, batch_size: int = 16,

@@ -409,6 +409,9 @@ def test_estimate_budget_counts_real_tokens_with_the_chat_template(smollm2_token
         add_special_tokens=False)["input_ids"])
     assert count_tokens([str(path)], smollm2_tokenizer) == [expected]
     assert expected > 20
+    text = "The village of Orlen lies on a bend of the river."  # a text-replay row: no template, no special tokens
+    path.write_text(json.dumps(row) + "\n" + json.dumps({"text": text}) + "\n")
+    assert count_tokens([str(path)], smollm2_tokenizer) == [expected, len(smollm2_tokenizer(text).input_ids)]
 
 
 # ------------------------------------------------------------------ bench_llama_build

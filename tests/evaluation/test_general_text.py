@@ -127,3 +127,52 @@ def test_evaluate_reports_general_text_nll_per_model(tmp_path, tiny_model_dir, m
     assert "general text" in table and "+0.00%" in table
     monkeypatch.setattr(evaluate, "column_backend", lambda *a: pytest.fail("the NLL should come from the cache"))
     assert evaluate.main(argv) == 0
+
+
+def _measures() -> dict[str, list[str]]:
+    """Every text that measures knowledge or forgetting, and every corpus document."""
+    from data_processor.stages.step1_read import load_documents
+
+    def qa(path: Path) -> list[str]:
+        return [" / ".join([row["question"], *row["answers"]])
+                for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if row]
+
+    controls = ("examples/control_qa.jsonl", "examples/test_corpus/control_qa.jsonl",
+                "benchmarks/knowledge/dev_extra_control.jsonl")
+    evals = sorted(ROOT.glob("examples/**/eval_qa.jsonl")) + [ROOT / "benchmarks/knowledge/dev_extra_qa.jsonl"]
+    return {
+        "general text": [" ".join(r.values()) for r in load_general_text(SAMPLE)],
+        "control question": [t for f in controls for t in qa(ROOT / f)],
+        "evaluation question": [t for f in evals for t in qa(f)],
+        "corpus document": [d.text for folder in sorted(ROOT.glob("examples/**/docs"))
+                            for d in load_documents(folder)[0]],
+    }
+
+
+def test_text_replay_openers_share_no_four_words_with_the_measures_or_documents():
+    """Text replay trains on the base model's continuations of these openers: an opener that repeated four words
+    of the general-text sample, a control or evaluation question or a document would steer its samples there."""
+    from replay.build import read_prompts
+
+    openers = read_prompts(ROOT / "examples" / "text_replay_openers.txt")
+    assert len(openers) >= 150 and all(2 <= len(o.split()) <= 6 for o in openers)
+    measures = _measures()
+    assert len(measures["corpus document"]) >= 15 and len(measures["evaluation question"]) >= 300
+    for kind, texts in measures.items():
+        theirs = set().union(*map(_grams, texts))
+        for opener in openers:
+            assert not _grams(opener) & theirs, f"text replay opener {opener!r} shares four words with a {kind}"
+
+
+def test_shipped_text_replay_samples_rarely_share_four_words_with_the_general_text():
+    """The samples are not filtered against the general-text sample (that would fit the method to its own
+    measure); this bounds, by chance overlaps of common phrases, how much of the measure they could teach.
+    Measured on the shipped file: see docs/finetuning.md (text replay)."""
+    from replay.text import BUNDLED
+
+    theirs = set().union(*(_grams(t) for t in _measures()["general text"]))
+    samples = [json.loads(line)["text"] for line in BUNDLED.read_text(encoding="utf-8").splitlines()]
+    sharing = [s for s in samples if _grams(s) & theirs]
+    assert len(sharing) < 0.02 * len(samples), (
+        f"{len(sharing)} of {len(samples)} text replay samples share four words with the general-text sample: "
+        + "; ".join(sorted({" ".join(g) for s in sharing for g in _grams(s) & theirs})))
