@@ -85,6 +85,12 @@ class CollectConfig:
         "help": "Keyword questions per asked span besides the worded ones: the wh-phrase and a random half (at "
                 "most 8) of the fact's other content words ('Which bay: fisherman lantern salt floated?'), so the "
                 "fact is found from a few of its words as a reworded question gives them. 0 = none."})
+    alias_rows: int = field(default=0, metadata={
+        "help": "Questions per (entity, description) pair and fact that name an entity by a description its "
+                "document gives it ('Bartholomew Ashgrove, a schoolteacher in ...' -> 'Who was the schoolteacher "
+                "in ...?', 'In what year did the schoolteacher in ... invent drennick?'), answered with the fact "
+                "(data_processor/aliases.py; English only; role 'alias'). Only descriptions the chunk states in "
+                "those words, one name's within its document. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
@@ -129,6 +135,8 @@ class CollectConfig:
             problems.append("--chunk_size_by_token must be at least 16")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_size_by_token:
             problems.append("--chunk_overlap_tokens must be >= 0 and smaller than --chunk_size_by_token")
+        if self.alias_rows < 0:
+            problems.append("--alias_rows must be >= 0")
         if self.qa_amount_per_fact < 0:
             problems.append("--qa_amount_per_fact must be >= 0")
         if self.personas_per_document < 0:
@@ -148,12 +156,12 @@ class CollectConfig:
                             "--stop_repeated_lines >= 0")
         if problems:
             raise ValueError("; ".join(problems))
-        if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns):
+        if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns or self.alias_rows):
             # The rule-made questions and the pronoun rules are English grammar; a recipe tuned on English
             # documents must still run on others.
             logging.getLogger(__name__).info("--language %s: the English-only rules (--wh_spans_per_fact, "
-                                             "--resolve_pronouns) are off", self.language)
-            self.wh_spans_per_fact, self.resolve_pronouns = 0, False
+                                             "--resolve_pronouns, --alias_rows) are off", self.language)
+            self.wh_spans_per_fact, self.resolve_pronouns, self.alias_rows = 0, False, 0
 
     # -- derived ---------------------------------------------------------------------------------------
     @property

@@ -50,12 +50,12 @@ _NUMBER = re.compile(rf"(?<![\w.,€$£])(?:(?:{_DIGITS})(?!\w)|(?:{_NUM_WORD})(
 _ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b")
 _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-9]{2})$")
 # Capitalised runs with short joiners ("University of Velmar", "Anselm Grieve"); a leading "The" is kept apart.
-_NAME_RUN = re.compile(r"(?<![\w'-])[A-Z][\w'&-]*(?:\s+(?:(?:of|the|de|da|van|von|and|du|del|la|le|&)\s+)*[A-Z][\w'-]*)*")
+NAME_RUN = re.compile(r"(?<![\w'-])[A-Z][\w'&-]*(?:\s+(?:(?:of|the|de|da|van|von|and|du|del|la|le|&)\s+)*[A-Z][\w'-]*)*")
 # A lower-case term the text introduces by name: "which she called ice-harps", "a period called the long roll"
 _INTRODUCED = re.compile(r"\b(?:called|named|known as)\s+(?:(?:the|a|an)\s+)?((?!(?:the|a|an|after|by|in|of)\b)[a-z][\w-]*"
                          r"(?:\s+(?!(?:after|by|in|of|on|for|because|and|which|who|to|with)\b)[a-z][\w-]*)?)")
 # Head nouns that make a capitalised run a thing or a place, not a person.
-_THING_HEADS = frozenset("""
+THING_HEADS = frozenset("""
 bay sea ocean river lake glacier fjord mount mountain range valley island islands isle coast cliffs pits
 city town village port harbour street road square bridge canal tower house hall castle church cathedral
 federation society university college school institute academy survey club company kitchenworks works
@@ -65,7 +65,7 @@ observatory railway line ship ferry station factory mill bakery foundry conserva
 _HONORIFICS = frozenset("professor dr doctor sir lady lord master mr mrs ms captain king queen saint st".split())
 _PERSON_VERBS = re.compile(r"^\s*(?:,\s*(?:a|an|the|who|whose)\b|\s+(?:was born|died|studied|wrote|said|married|"
                            r"taught|founded|invented|carved|lost|won|joined|became)\b)")
-_PLACE_PREPS = ("in", "at", "near", "from", "to", "into", "across", "on")
+PLACE_PREPS = ("in", "at", "near", "from", "to", "into", "across", "on")
 _AUX = ("was", "were", "is", "are")
 _HAVE = {"has": "does", "have": "do", "had": "did"}
 
@@ -96,12 +96,12 @@ def _is_person(name: str, sentence: str, end: int, start: int) -> bool:
     words = name.split()
     if any(w.lower().strip(".") in _HONORIFICS for w in words[:1]):
         return True
-    if any(w.lower() in _THING_HEADS for w in words) or words[0].lower() == "the":
+    if any(w.lower() in THING_HEADS for w in words) or words[0].lower() == "the":
         return False
     before = sentence[:start].rstrip().lower()
     if before.endswith(("the city of", "the town of", "the village of", "the island of", "the port of")):
         return False
-    if before.endswith(tuple(f" {p}" for p in _PLACE_PREPS)) or before in _PLACE_PREPS:
+    if before.endswith(tuple(f" {p}" for p in PLACE_PREPS)) or before in PLACE_PREPS:
         return False
     return len(words) >= 2 and all(w[:1].isupper() for w in words) and bool(_PERSON_VERBS.match(sentence[end:]))
 
@@ -141,7 +141,7 @@ def find_spans(sentence: str, known_names: set[str] | None = None) -> list[Span]
         add(m.start(), m.end(), "year" if _YEAR.match(word) else "number")
     for m in _INTRODUCED.finditer(sentence):
         add(m.start(1), m.end(1), "term")
-    for m in _NAME_RUN.finditer(sentence):
+    for m in NAME_RUN.finditer(sentence):
         start, text = m.start(), m.group(0)
         words = text.split()
         while words and (words[0].lower() in STOP_EN or words[0].lower() in ("while", "since", "because", "after",
@@ -218,7 +218,7 @@ def wh_phrase(sentence: str, span: Span) -> tuple[int, int, str]:
     if m:
         return m.start(), e, f"which {m.group(1).lower()}"
     head = re.split(r"\s+of\s+", sentence[s:e])[0].split()[-1].lower()  # "Halloran Medal of the ..." -> medal
-    if head in _THING_HEADS:
+    if head in THING_HEADS:
         start = prev_start if prev == "the" else s
         return start, e, f"which {head}"
     if prev in ("in", "at", "near"):
@@ -272,7 +272,7 @@ def _clause_after(text: str, min_words: int = 0) -> str:
     """``text`` cut at the end of its clause (a comma, semicolon, colon, dash, parenthesis, relative
     pronoun, or "and"/"but" before a verb), unless that leaves fewer than ``min_words`` words."""
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
-    ends += [m.start() for m in _AND_VERB.finditer(text) if _is_verb(m.group(1).lower()) or m.group(1).lower() in _MODALS]
+    ends += [m.start() for m in _AND_VERB.finditer(text) if is_verb(m.group(1).lower()) or m.group(1).lower() in _MODALS]
     for end in sorted(ends):
         if len(text[:end].split()) >= min_words:
             return text[:end]
@@ -280,7 +280,7 @@ def _clause_after(text: str, min_words: int = 0) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _lemma(verb: str) -> str | None:
+def past_lemma(verb: str) -> str | None:
     """The base form of a past-tense verb ("invented" -> "invent", "carried" -> "carry", "received" ->
     "receive", "began" -> "begin"), else ``None`` ("born", "hundred", "need").
 
@@ -301,7 +301,7 @@ def _lemma(verb: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _present_lemma(verb: str) -> str | None:
+def present_lemma(verb: str) -> str | None:
     """The base form of a third-person present verb ("consists" -> "consist", "carries" -> "carry"), else
     ``None``; "is" and "has" are handled apart. A word that is also a common noun ("records", "sales")
     is not taken for a verb."""
@@ -316,8 +316,8 @@ def _present_lemma(verb: str) -> str | None:
     return next((lemma for lemma in lemmas.get("VERB", ()) if v in getInflection(lemma, tag="VBZ")), None)
 
 
-def _is_verb(word: str) -> bool:
-    return word in _AUX or word in _HAVE or _lemma(word) is not None or _present_lemma(word) is not None
+def is_verb(word: str) -> bool:
+    return word in _AUX or word in _HAVE or past_lemma(word) is not None or present_lemma(word) is not None
 
 
 _NAMING = frozenset("named called nicknamed titled".split())
@@ -328,7 +328,7 @@ def _main_verb(tokens: list[tuple[int, int, str]], idx: int) -> bool:
     a participle that introduces a name ("a fisherman named Aldous Brannock", "a bell called the Brannock
     Bell")."""
     word = tokens[idx][2].lower().strip(",.;:")
-    if not _is_verb(word):
+    if not is_verb(word):
         return False
     if idx > 0 and tokens[idx - 1][2].lower() in ("a", "an", "the", "its", "their", "his", "her"):
         return False  # "a loaded saltback": an adjective
@@ -356,9 +356,9 @@ def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
         return _finish(f"{wh} {verb} {subj} {rest}")
     if verb in _HAVE:
         return _finish(f"{wh} {_HAVE[verb]} {subj} have {rest}")
-    if base := _present_lemma(verb):
+    if base := present_lemma(verb):
         return _finish(f"{wh} does {subj} {base} {rest}")
-    return _finish(f"{wh} did {subj} {_lemma(verb)} {rest}")
+    return _finish(f"{wh} did {subj} {past_lemma(verb)} {rest}")
 
 
 def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> str | None:
@@ -477,19 +477,19 @@ def title_entity(title: str) -> str:
     head = title.split(":", 1)[0].strip() if ":" in title else title.strip()
     if head != title.strip():
         return head
-    m = _NAME_RUN.match(head)
+    m = NAME_RUN.match(head)
     return m.group(0).strip() if m else head
 
 
-def _person_like(name: str) -> bool:
+def person_like(name: str) -> bool:
     words = name.split()
     return len(words) >= 2 and all(w[:1].isupper() for w in words) and not any(
-        w.lower() in _THING_HEADS or w.lower() == "the" for w in words)
+        w.lower() in THING_HEADS or w.lower() == "the" for w in words)
 
 
 def _sentence_subject(sentence: str, known: set[str]) -> str | None:
     """The name a sentence starts with ("The International Drennick Federation (IDF) was ..."), if any."""
-    m = _NAME_RUN.match(sentence.strip())
+    m = NAME_RUN.match(sentence.strip())
     if not m:
         return None
     name = m.group(0)
@@ -519,7 +519,7 @@ def resolve_pronoun(fact: str, preceding: list[str], entity: str, known_names: s
     pron = m.group(1).lower()
     known = known_names | {w.lower() for w in entity.split()}
     if pron in _PERSONAL:
-        if _person_like(entity):
+        if person_like(entity):
             ref = entity
         else:
             found = [s.text(p) for p in reversed(preceding) for s in find_spans(p, known) if s.kind == "person"]
@@ -527,9 +527,9 @@ def resolve_pronoun(fact: str, preceding: list[str], entity: str, known_names: s
     else:
         # "it": the previous sentence's subject, or the document's topic; never a person
         prev = _sentence_subject(preceding[-1], known) if preceding else None
-        if prev and (_person_like(prev) or (_person_like(entity) and set(prev.split()) & set(entity.split()))):
+        if prev and (person_like(prev) or (person_like(entity) and set(prev.split()) & set(entity.split()))):
             prev = None
-        ref = prev or (None if _person_like(entity) else entity)
+        ref = prev or (None if person_like(entity) else entity)
     if not ref:
         return fact
     following = fact[m.end():].lstrip()

@@ -12,6 +12,10 @@ question later supplies. Two kinds, each answered with the fact sentence:
   echo form and, where the sentence allows, the fronted form, and optionally keyword questions),
   including the reverse question for a subject; the answer is the whole fact. Many phrasings per fact
   are what make a fact extractable by a question worded differently from the training data.
+* ``alias`` (``--alias_rows``): a question that names an entity by a description the document gives
+  it ("the schoolteacher in the market town of Lyndmoor" for Bartholomew Ashgrove;
+  data_processor/aliases.py), answered with a fact that names it. A question written by someone else
+  often does that, and without a row that states the bridge it is a two-hop question closed-book.
 """
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ..parsing import CJK_CHAR
-from ..rules import find_spans, questions_for
+from ..aliases import Bridge, bridges, stated_in, word_classes
+from ..parsing import CJK_CHAR, STOP_EN, anchor_words
+from ..rules import find_spans, is_verb, present_lemma, questions_for
 from . import StageResult
 from .step4_facts import Fact
+from .step5_qa import anchor_question
 
 STAGE = "rule_rows"
 BLANK = "____"
@@ -42,7 +48,7 @@ def _templates(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuleItem:
-    kind: str  # cloze | wh
+    kind: str  # cloze | wh | alias
     question: str
     answer: str
     doc_name: str
@@ -101,12 +107,125 @@ def wh_items(facts: list[Fact], max_spans: int, names: dict[str, set[str]] | Non
             for q, span in questions_for(f.text, (names or {}).get(f.chunk_id), max_spans, phrasings, keywords)]
 
 
+def _copula(fact: str, bridge: Bridge) -> str:
+    """"is"/"was" (or "are"/"were" for a plural head) in the tense of the fact that states the bridge."""
+    present = bool(re.search(r"\b(?:is|are|has|have)\b", fact)) or any(present_lemma(w) for w in re.findall(r"[a-z]+", fact))
+    plural = bridge.definite.split()[-1].endswith("s") and bridge.kind in ("title", "named")
+    return ("are" if plural else "is") if present else ("were" if plural else "was")
+
+
+def _with_article(name: str, sentence: str) -> str:
+    """The name as the sentence writes it after "What is": "the Gullveig", "the Nineteen Laws of Drennick"."""
+    return f"the {name}" if re.search(rf"\bthe {re.escape(name)}\b", sentence, re.I) else name
+
+
+def _plural(name: str, sentence: str) -> bool:
+    """Whether the sentence treats the name as plural ("the Marrowgate Herons, who have won")."""
+    return bool(re.search(rf"{re.escape(name)}(?:,\s+who)?\s+(?:are|were|have)\b", sentence))
+
+
+def substituted(question: str, bridge: Bridge) -> str | None:
+    """``question`` with ``bridge``'s name replaced by its definite description ("In what year did Ilsabet
+    Norrgaard-Quint join ...?" -> "In what year did the glaciologist join ...?"), or ``None`` when the
+    question names it other than once, as a possessive or a modifier ("Emberlark ovens"), or already
+    gives the description."""
+    matches = list(re.finditer(rf"(?:\b[Tt]he\s+)?(?<![\w-]){re.escape(bridge.name)}(?![\w-])", question))
+    if len(matches) != 1 or bridge.description.lower() in question.lower():
+        return None
+    m = matches[0]
+    if re.search(r"\b(?:named|called|nicknamed|known as)\s+$", question[:m.start()]) or any(
+            other.name == bridge.name for other in bridges(question)):
+        return None  # "a fisherman named Aldous Brannock": replaced, the name's own description would be lost
+    following = question[m.end():].split(" ", 2)
+    nxt = following[1].strip("?,.;:") if len(following) > 1 and not following[0] else ""
+    previous = question[:m.start()].rstrip().rsplit(" ", 1)[-1] if question[:m.start()].strip() else ""
+    if question[m.end():].startswith("'") or nxt[:1].isupper() or (previous[:1].isupper() and previous.isalpha()
+                                                                    and previous not in ("In", "On", "At", "By", "From")):
+        return None  # "Ilsabet's supervisor", "Emberlark Standard": the name is part of another name
+    if nxt[:1].islower() and nxt.lower() not in STOP_EN and not is_verb(nxt.lower()) and "VERB" not in word_classes(nxt):
+        return None  # "Emberlark ovens": the name modifies a noun
+    desc = bridge.definite
+    if m.start() == 0:
+        desc = desc[:1].upper() + desc[1:]
+    return question[:m.start()] + desc + question[m.end():]
+
+
+def alias_items(facts: list[Fact], per_pair: int, names: dict[str, set[str]] | None = None,
+                sources: dict[str, str] | None = None, titles: dict[str, str] | None = None) -> list[RuleItem]:
+    """Questions that name an entity by a description its document gives it, up to ``per_pair`` per
+    (name, description) and fact; answered with the fact (which names the entity in full).
+
+    A description is taken from a fact (:func:`data_processor.aliases.bridges`) only when the fact's
+    chunk (``sources``, by chunk id) states it in those words, and only when no other name of the same
+    document has the same description. For the fact that states it: "Who was the schoolteacher in the
+    market town of Lyndmoor?", "Who was Bartholomew Ashgrove?" (once per name), "What was the name of
+    the schoolteacher ...?". For every fact of the document that names the entity: its rule-made
+    questions (:func:`data_processor.rules.questions_for`) with the name replaced by the description
+    ("In what year did the glaciologist join the Velmarian Polar Survey?"). A question that names
+    nothing specific to its document ("Who is the engineer?") gets the document's title (``titles``) in
+    front, as generated questions do (:func:`data_processor.stages.step5_qa.anchor_question`). Facts are
+    grouped by document, never across documents.
+    """
+    if per_pair <= 0:
+        return []
+    names, sources, titles = names or {}, sources or {}, titles or {}
+    by_doc: dict[str, list[Fact]] = {}
+    for f in facts:
+        if not CJK_CHAR.search(f.text):
+            by_doc.setdefault(f.doc_name, []).append(f)
+    items: list[RuleItem] = []
+    for doc, doc_facts in by_doc.items():
+        found: dict[tuple[str, str], tuple[Bridge, Fact]] = {}
+        owners: dict[str, set[str]] = {}
+        for f in doc_facts:
+            for b in bridges(f.text, names.get(f.chunk_id)):
+                if stated_in(b, f.text, sources.get(f.chunk_id, "")):
+                    found.setdefault((b.name, b.definite.lower()), (b, f))
+                    owners.setdefault(b.definite.lower(), set()).add(b.name)
+        people = {b.name for b, _ in found.values() if b.person}
+        # every span of the fact, so the name (which a question cannot keep when it asks for it) leaves others
+        questions_of = {f.text: [q for q, _ in questions_for(f.text, names.get(f.chunk_id), max_spans=8)] for f in doc_facts}
+        asked_names: set[str] = set()
+
+        def add(question: str, fact: Fact, name: str) -> None:
+            title = titles.get(doc, "")
+            anchored = anchor_question(question, title, anchor_words(sources.get(fact.chunk_id, "")))
+            if anchored != question and name.lower() in title.lower():
+                return  # the title would give the name away; without it the question names nothing specific
+            items.append(_item("alias", anchored, fact, name))
+
+        for (name, desc), (b, f) in found.items():
+            if len(owners[desc]) > 1:
+                continue  # "the river" for the Rhine and for the Aare: it identifies neither
+            wh, be = ("Who" if name in people else "What"), _copula(f.text, b)
+            bridge_questions = [f"{wh} {be} {b.definite}?"]
+            if name not in asked_names:
+                asked_names.add(name)
+                plural = {"is": "are", "was": "were"}.get(be, be) if _plural(name, f.text) else be
+                bridge_questions.append(f"{wh} {plural} {_with_article(name, f.text)}?")
+            bridge_questions.append(f"What {be} the name of {b.definite}?")
+            for q in bridge_questions[:per_pair]:
+                add(q, f, name)
+            done: set[str] = set()
+            for g in doc_facts:
+                if g.text in done or (g.text == f.text and b.kind not in ("appositive", "relative")):
+                    continue  # the same sentence twice (overlapping chunks); or it says "X is D": "What is D?" is asked
+                done.add(g.text)
+                asked = [sq for q in questions_of[g.text] if (sq := substituted(q, b))]
+                for q in asked[:per_pair]:
+                    add(q, g, name)
+    return items
+
+
 def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, wh_phrasings: int = 1,
-        wh_keywords: int = 0) -> StageResult[list[RuleItem]]:
-    """Every rule-made row of a wave. Counters: ``cloze`` and ``wh`` (rows of each kind)."""
+        wh_keywords: int = 0, alias_rows: int = 0, sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+    """Every rule-made row of a wave. Counters: ``cloze``, ``wh`` and ``alias`` (rows of each kind).
+
+    ``sources`` maps a chunk id to its text (the alias rows take only descriptions it states)."""
     items = (cloze_items(facts, cloze_per_fact, titles, names)
-             + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords))
-    counters = Counter(cloze=0, wh=0)
+             + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords)
+             + alias_items(facts, alias_rows, names, sources, titles))
+    counters = Counter(cloze=0, wh=0, alias=0)
     counters.update(item.kind for item in items)
     return StageResult(items, counters)

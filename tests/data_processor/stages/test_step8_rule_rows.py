@@ -1,10 +1,12 @@
 """Generator-independent training rows: fill-in-the-blank items, question anchoring, loop detection."""
 import pytest
 
+from data_processor.aliases import bridges
 from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
-from data_processor.stages.step8_rule_rows import BLANK, blank_spans, cloze_items, document_title
+from data_processor.stages.step8_rule_rows import (BLANK, alias_items, blank_spans, cloze_items, document_title, run,
+                                                   substituted)
 
 SOURCE = (
     "The Saltlight Festival of Quillmere\n\n"
@@ -113,3 +115,75 @@ def test_wh_items_ask_for_each_span_and_answer_with_the_fact():
     assert {i.span for i in items} == {"4,300", "Port Ebbering"}
     assert all(i.answer == i.fact == text and i.kind == "wh" and i.span not in i.question for i in items)
     assert wh_items([fact], 0) == []
+
+
+# -- alias rows: an entity asked by a description its document gives it ---------------------------
+ASHGROVE = "Drennick was invented in 1923 by Bartholomew Ashgrove, a schoolteacher in the market town of Lyndmoor."
+BORN = "Bartholomew Ashgrove was born in 1881 in the city of Castelbrook."
+OTHER_DOC = "Bartholomew Ashgrove opened a bakery in Velmar in 1950."
+
+
+def _alias_facts():
+    return [Fact("d.txt#0", "d.txt", 0, ASHGROVE, "Drennick"), Fact("d.txt#0", "d.txt", 1, BORN, "Drennick"),
+            Fact("b.txt#0", "b.txt", 0, OTHER_DOC, "Bakeries")]
+
+
+def _alias_sources():
+    return {"d.txt#0": f"Drennick\n\n{ASHGROVE} {BORN}", "b.txt#0": f"Bakeries\n\n{OTHER_DOC}"}
+
+
+def test_alias_items_bridge_both_ways_and_put_the_description_in_other_facts_questions():
+    items = alias_items(_alias_facts(), 2, sources=_alias_sources(), titles={"d.txt": "Drennick", "b.txt": "Bakeries"})
+    asked = {(i.question, i.answer) for i in items}
+    assert ("Who was the schoolteacher in the market town of Lyndmoor?", ASHGROVE) in asked
+    assert ("Who was Bartholomew Ashgrove?", ASHGROVE) in asked
+    assert ("In what year was the schoolteacher in the market town of Lyndmoor born in the city of Castelbrook?",
+            BORN) in asked
+    assert ("In what year was Drennick invented by the schoolteacher in the market town of Lyndmoor?", ASHGROVE) in asked
+    for item in items:
+        assert item.kind == "alias" and item.answer == item.fact and "Bartholomew Ashgrove" in item.answer
+        assert item.doc_name == "d.txt"  # the other document's Ashgrove is never described by this one's words
+    # up to N per (name, description) and fact: 2 bridge questions, 2 for each fact that names him
+    assert len(items) == 6
+    assert len(alias_items(_alias_facts(), 1, sources=_alias_sources())) == 3
+    assert alias_items(_alias_facts(), 0, sources=_alias_sources()) == []
+
+
+def test_alias_items_take_only_descriptions_the_source_states():
+    sources = {"d.txt#0": f"Drennick\n\nDrennick was invented in 1923 by Bartholomew Ashgrove. {BORN}"}
+    assert alias_items(_alias_facts()[:2], 2, sources=sources) == []
+
+
+def test_a_description_of_two_names_in_one_document_identifies_neither():
+    facts = [Fact("r.txt#0", "r.txt", 0, "Boats cross the river Aare at Brugg.", "Rivers"),
+             Fact("r.txt#0", "r.txt", 1, "Cologne lies on the river Rhine.", "Rivers")]
+    source = "Rivers\n\nBoats cross the river Aare at Brugg. Cologne lies on the river Rhine."
+    assert alias_items(facts, 2, sources={"r.txt#0": source}) == []
+    assert len(alias_items(facts[1:], 2, sources={"r.txt#0": source})) == 2
+
+
+def test_a_question_naming_nothing_specific_gets_the_title_unless_the_title_names_the_entity():
+    fact = "The company was founded by the engineer Mirela Dunhaven."
+    facts = [Fact("e.txt#0", "e.txt", 0, fact, "Ovens")]
+    items = alias_items(facts, 2, sources={"e.txt#0": fact}, titles={"e.txt": "The Emberlark oven"})
+    assert [i.question for i in items] == ["The Emberlark oven — Who was the engineer?", "Who was Mirela Dunhaven?"]
+    items = alias_items(facts, 2, sources={"e.txt#0": fact}, titles={"e.txt": "Mirela Dunhaven's ovens"})
+    assert [i.question for i in items] == ["Who was Mirela Dunhaven?"]
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("In what year did Bartholomew Ashgrove join the club?", "In what year did the schoolteacher join the club?"),
+    ("Bartholomew Ashgrove was born in what year?", "The schoolteacher was born in what year?"),
+    ("What did Bartholomew Ashgrove's pupils play?", None),  # a possessive
+    ("How many Bartholomew Ashgrove Prizes are there?", None),  # part of another name
+    ("What did a teacher named Bartholomew Ashgrove invent?", None),  # his own description there
+])
+def test_substituted_replaces_the_name_once(question, expected):
+    (bridge,) = bridges("The club was founded by the schoolteacher Bartholomew Ashgrove.")
+    assert substituted(question, bridge) == expected
+
+
+def test_run_counts_alias_rows():
+    result = run(_alias_facts(), {}, {}, cloze_per_fact=0, wh_spans_per_fact=0, alias_rows=1, sources=_alias_sources())
+    assert result.counters["alias"] == len(result.items) == 3
+    assert run(_alias_facts(), {}, {}, cloze_per_fact=0, wh_spans_per_fact=0).counters["alias"] == 0
