@@ -37,8 +37,13 @@ SAMPLING = {"temperature": 1.0, "top_p": 0.95, "seed": 0}
 MIN_NEW_WORDS = 12
 #: a sample in which a line or sentence of at least this many words recurs is dropped (a loop)
 MIN_REPEAT_WORDS = 3
+#: a sample with any of these words is dropped: at temperature 1 a 135M model sometimes writes crude nonsense,
+#: which the shipped bundle must not hold and an update should not rehearse (a few innocent samples go too)
+UNFIT_WORDS = frozenset({"cum", "fuck", "fucking", "naked", "nude", "orgasm", "penis", "porn", "porno",
+                         "pornography", "rape", "raped", "sex", "sexual", "sexy", "shit", "vagina"})
 #: what, besides the model, the inputs and the length cap, the rows depend on (part of both cache keys)
-SETTINGS = {"kind": "text", "sampling": SAMPLING, "min_new_words": MIN_NEW_WORDS, "min_repeat_words": MIN_REPEAT_WORDS}
+SETTINGS = {"kind": "text", "sampling": SAMPLING, "min_new_words": MIN_NEW_WORDS, "min_repeat_words": MIN_REPEAT_WORDS,
+            "unfit_words": sorted(UNFIT_WORDS)}
 
 Sampler = Callable[[list[str], int], list[str]]  # (openers, max new tokens) -> continuations
 
@@ -46,11 +51,13 @@ Sampler = Callable[[list[str], int], list[str]]  # (openers, max new tokens) -> 
 def degenerate(continuation: str, min_new_words: int = MIN_NEW_WORDS) -> str | None:
     """Why a sampled continuation is not worth training on, or ``None`` when it is.
 
-    Too short (fewer than ``min_new_words`` words), or looping: a line or sentence of at least
-    :data:`MIN_REPEAT_WORDS` words that occurs twice (case and spacing ignored).
+    Too short (fewer than ``min_new_words`` words), unfit (a word of :data:`UNFIT_WORDS`), or looping: a line
+    or sentence of at least :data:`MIN_REPEAT_WORDS` words that occurs twice (case and spacing ignored).
     """
     if len(continuation.split()) < min_new_words:
         return "short"
+    if UNFIT_WORDS & set(re.findall(r"[a-z]+", continuation.lower())):
+        return "unfit"
     seen: set[str] = set()
     for piece in re.split(r"\n+|(?<=[.!?])\s+", continuation):
         key = " ".join(piece.lower().split())

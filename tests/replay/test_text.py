@@ -179,3 +179,9 @@ def test_shipped_samples_are_current_for_the_shipped_openers():
     texts = [r.messages[0]["content"] for r in rows]
     starts = [max((o for o in openers if t.startswith(o)), key=len) for t in texts]
     assert starts == [o for o in openers if o in set(starts)]  # one sample per opener, in the file's order
+
+
+def test_degenerate_drops_unfit_words_whole_words_only():
+    assert rt.degenerate(" and then a sexy banker said the porn market had grown by ten percent this year.") == "unfit"
+    # whole words only: "Essex" and "document" hold no listed word
+    assert rt.degenerate(" of Essex kept a document of every harvest the county had seen since the war.") is None
