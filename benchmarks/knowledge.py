@@ -31,9 +31,15 @@ flips about 9 of 40 answers). Its score is the row's ``held_out_extra`` and the 
 Forgetting is measured the same way on benchmarks/knowledge/dev_extra_control.jsonl: 40 more general
 questions (small sums, everyday facts, trivia; none of either corpus's control set), because the dev
 control set is trivia only and misses forgetting that shows on the test corpus's simpler control questions.
-Its score is ``control_extra`` ("ctrl+40"). The README's dev figures stay on examples/eval_qa.jsonl and
+Its score is ``control_extra`` ("ctrl+40"). A third extra set, benchmarks/knowledge/dev_descriptive_qa.jsonl,
+asks 40 questions the way other people write them: 37 name an entity by a description the document gives
+("the schoolteacher who invented the game", "the company behind the oven") instead of its name, 14 ask
+why or how (written from the documents alone, without the collector's rules or its training rows; about
+half ask facts the other two sets ask by name). Its score is ``held_out_descriptive`` ("dev-desc"; the base
+model's ``held_out_descriptive_base``). The README's dev figures stay on examples/eval_qa.jsonl and
 examples/control_qa.jsonl. Runs made before the extra sets existed are scored from their saved adapters
-with ``--score_extra`` (the rows of ``--name`` are updated in place).
+with ``--score_extra`` (the rows of ``--name`` are updated in place; the replies already in a run's
+eval_extra/ are reused, so only a set new to that run is generated).
 """
 from __future__ import annotations
 
@@ -65,6 +71,8 @@ CORPORA = {
 }
 #: more dev questions, scored beside the dev corpus's own (see the module docstring)
 EXTRA_QA = {"dev": "benchmarks/knowledge/dev_extra_qa.jsonl"}
+#: dev questions that name entities by description or ask why/how (see the module docstring)
+EXTRA_DESCRIPTIVE = {"dev": "benchmarks/knowledge/dev_descriptive_qa.jsonl"}
 EXTRA_CONTROL = {"dev": "benchmarks/knowledge/dev_extra_control.jsonl"}
 RESULTS = REPO_ROOT / "benchmarks" / "knowledge" / "results.jsonl"
 TABLE = REPO_ROOT / "benchmarks" / "knowledge" / "RESULTS.md"
@@ -91,7 +99,8 @@ class ExperimentArguments:
                 "recipe, without training again; the row's minutes are the source run's plus the evaluation."})
     score_extra: bool = field(default=False, metadata={
         "help": "Train nothing: score the saved adapters of --name's dev runs (--seeds) on the extra dev questions "
-                "and add the scores to their rows in results.jsonl."})
+                "(the 40 more, the descriptive ones and the extra control questions) and add the scores to their "
+                "rows in results.jsonl."})
 
     def __post_init__(self):
         if self.entry not in ("quickstart", "bare"):
@@ -246,14 +255,15 @@ def _knowledge_set(results: dict) -> dict:
 
 
 def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
-    """``held_out_extra``, ``control_extra`` and their ``*_base``: the run's adapter and the base model on the
-    corpus's extra questions and extra control questions (evaluate.py into <run_dir>/eval_extra); empty for a
-    corpus without extra questions."""
+    """``held_out_extra``, ``held_out_descriptive``, ``control_extra`` and their ``*_base``: the run's adapter and
+    the base model on the corpus's extra, descriptive and extra control questions (one evaluate.py into
+    <run_dir>/eval_extra, each file its own set); empty for a corpus without extra questions."""
     if corpus not in EXTRA_QA:
         return {}
     out = run_dir / "eval_extra"
+    qa_files = [EXTRA_QA[corpus], *([EXTRA_DESCRIPTIVE[corpus]] if corpus in EXTRA_DESCRIPTIVE else [])]
     # --general_text none: the run's own evaluation measured it on the same models
-    cmd = [sys.executable, "evaluate.py", "--recipe", str(recipe_file), "--qa_file", EXTRA_QA[corpus],
+    cmd = [sys.executable, "evaluate.py", "--recipe", str(recipe_file), "--qa_file", ",".join(qa_files),
            "--control_file", EXTRA_CONTROL.get(corpus, "none"), "--adapters", f"updated={run_dir / 'adapter'}",
            "--general_text", "none", "--output_dir", str(out)]
     print(f"[knowledge] {shlex.join(cmd)}", flush=True)
@@ -264,8 +274,12 @@ def score_extra(run_dir: Path, recipe_file: Path, corpus: str) -> dict:
         print(f"[knowledge] scoring the extra questions failed (exit {rc}); see {run_dir / 'eval_extra.log'}")
         return {}
     results = json.loads((out / "results.json").read_text())
-    summary = _knowledge_set(results)["summary"]
-    scores = {"held_out_extra": summary["updated"]["contains"], "held_out_extra_base": summary["base"]["contains"]}
+    scores = {}
+    # evaluate.py names each set after its file's stem
+    for key, qa_file in (("held_out_extra", EXTRA_QA[corpus]), ("held_out_descriptive", EXTRA_DESCRIPTIVE.get(corpus))):
+        if qa_file:
+            summary = results["sets"][Path(qa_file).stem]["summary"]
+            scores.update({key: summary["updated"]["contains"], f"{key}_base": summary["base"]["contains"]})
     if "control" in results["sets"]:
         ctrl = results["sets"]["control"]["summary"]
         scores.update(control_extra=ctrl["updated"]["contains"], control_extra_base=ctrl["base"]["contains"])
@@ -291,6 +305,8 @@ def rescore_rows(args: ExperimentArguments) -> int:
             done += 1
             print(f"[knowledge] {args.name} {row['corpus']} seed {row['seed']}: extra questions "
                   f"{extra['held_out_extra']:.3f} (base {extra['held_out_extra_base']:.3f})"
+                  + (f", descriptive questions {extra['held_out_descriptive']:.3f} "
+                     f"(base {extra['held_out_descriptive_base']:.3f})" if "held_out_descriptive" in extra else "")
                   + (f", extra control {extra['control_extra']:.3f} (base {extra['control_extra_base']:.3f})"
                      if "control_extra" in extra else ""))
     RESULTS.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -366,11 +382,13 @@ def summary_table(rows: list[dict]) -> str:
                      f"{rs[0]['control_base']:.3f}" if rs[0]["control_base"] is not None else "-",
                      f"{statistics.mean(nll):+.2f}%" if nll else "-",
                      _mean_spread([r["held_out_extra"] for r in rs if "held_out_extra" in r]),
+                     _mean_spread([r["held_out_descriptive"] for r in rs if "held_out_descriptive" in r]),
                      _mean_spread([r["control_extra"] for r in rs if "control_extra" in r]),
                      f"{rs[0]['control_extra_base']:.3f}" if "control_extra_base" in rs[0] else "-",
                      f"{statistics.mean(r['minutes'] for r in rs):.0f}", notes.get(name, "")])
     return format_table(["experiment", "corpus", "seeds", "held-out", "base", "gain", "open-book", "control", "base",
-                         "NLL Δ", "dev+40", "ctrl+40", "base", "min", "note"], body, align="lllrrrrrrrrrrrl")
+                         "NLL Δ", "dev+40", "dev-desc", "ctrl+40", "base", "min", "note"], body,
+                        align="lllrrrrrrrrrrrrl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,7 +427,9 @@ def write_table() -> str:
                      "on examples/general_text.jsonl against the base model's, mean over the seeds (a rise is "
                      "forgetting). Tune on dev and external_dev (examples/external_dev: SQuAD 2.0 paragraphs and "
                      "crowd-written questions, CC BY-SA 4.0); test is examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
-                     "(held_out_extra_base in results.jsonl: the base model); ctrl+40 and its base: on "
+                     "(held_out_extra_base in results.jsonl: the base model); dev-desc: the dev run on "
+                     "benchmarks/knowledge/dev_descriptive_qa.jsonl, questions that name entities by description or "
+                     "ask why/how (held_out_descriptive_base: the base model); ctrl+40 and its base: on "
                      "benchmarks/knowledge/dev_extra_control.jsonl. Each row's command is in "
                      "results.jsonl.\n\n```\n" + table + "\n```\n")
     return table

@@ -1,5 +1,6 @@
 """benchmarks/knowledge.py: the recipe overrides and the bare chain's commands (no model is run)."""
 import json
+import re
 
 import pytest
 
@@ -89,14 +90,18 @@ def test_summary_table_gives_each_experiment_the_note_of_its_first_run():
     assert len(lines) == 2 and all(line.endswith("what x changes") for line in lines)
 
 
-def _fake_evaluate(calls, updated=0.4, base=0.0):
-    """A subprocess.call that records the command and writes the results.json evaluate.py would."""
+def _fake_evaluate(calls, updated=0.4, base=0.0, descriptive=0.2):
+    """A subprocess.call that records the command and writes the results.json evaluate.py would: one set per
+    --qa_file file, named after its stem; the descriptive set scores ``descriptive`` (base 0.05)."""
     def call(cmd, cwd=None, stdout=None, stderr=None):
         calls.append(cmd)
         out = knowledge.Path(cmd[cmd.index("--output_dir") + 1])
         out.mkdir(parents=True, exist_ok=True)
-        summary = {"updated": {"contains": updated}, "base": {"contains": base}}
-        sets = {"extra": {"kind": "knowledge", "summary": summary}}
+        sets = {}
+        for f in cmd[cmd.index("--qa_file") + 1].split(","):
+            score = (descriptive, 0.05) if f == knowledge.EXTRA_DESCRIPTIVE["dev"] else (updated, base)
+            sets[knowledge.Path(f).stem] = {"kind": "knowledge",
+                                            "summary": {"updated": {"contains": score[0]}, "base": {"contains": score[1]}}}
         if cmd[cmd.index("--control_file") + 1] != "none":
             sets["control"] = {"kind": "control", "summary": {"updated": {"contains": 0.6}, "base": {"contains": 0.7}}}
         (out / "results.json").write_text(json.dumps({"sets": sets}))
@@ -109,9 +114,12 @@ def test_dev_runs_are_scored_on_the_extra_questions_and_test_runs_are_not(tmp_pa
     monkeypatch.setattr(knowledge.subprocess, "call", _fake_evaluate(calls))
     assert knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "test") == {} and not calls
     extra = knowledge.score_extra(tmp_path / "run", tmp_path / "r.yaml", "dev")
-    assert extra == {"held_out_extra": 0.4, "held_out_extra_base": 0.0, "control_extra": 0.6, "control_extra_base": 0.7}
+    assert extra == {"held_out_extra": 0.4, "held_out_extra_base": 0.0, "held_out_descriptive": 0.2,
+                     "held_out_descriptive_base": 0.05, "control_extra": 0.6, "control_extra_base": 0.7}
     cmd = calls[0]
-    assert cmd[cmd.index("--qa_file") + 1] == knowledge.EXTRA_QA["dev"]
+    # one evaluation for both question files, into the folder whose cached replies a re-score reuses
+    assert cmd[cmd.index("--qa_file") + 1] == f"{knowledge.EXTRA_QA['dev']},{knowledge.EXTRA_DESCRIPTIVE['dev']}"
+    assert cmd[cmd.index("--output_dir") + 1] == str(tmp_path / "run" / "eval_extra")
     assert cmd[cmd.index("--control_file") + 1] == knowledge.EXTRA_CONTROL["dev"]
     assert cmd[cmd.index("--adapters") + 1] == f"updated={tmp_path / 'run' / 'adapter'}"
     questions = [json.loads(line) for line in (knowledge.REPO_ROOT / knowledge.EXTRA_QA["dev"]).read_text().splitlines()]
@@ -148,8 +156,24 @@ def test_score_extra_updates_the_saved_runs_rows_in_place(tmp_path, monkeypatch)
     after = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r.get("held_out_extra") for r in after] == [0.45, None, None, None] and len(calls) == 1
     assert [r.get("control_extra") for r in after] == [0.6, None, None, None]
+    assert [r.get("held_out_descriptive") for r in after] == [0.2, None, None, None]
+    assert after[0]["held_out_descriptive_base"] == 0.05
     table = (tmp_path / "RESULTS.md").read_text()
     assert "0.450" in table and "0.600" in table
+
+
+def test_the_table_shows_the_descriptive_score_beside_dev_40():
+    rows = [{"name": "x", "corpus": "dev", "seed": s, "held_out": 0.3, "held_out_base": 0.0, "control": 0.7,
+             "control_base": 0.7, "held_out_extra": 0.5, "held_out_descriptive": d, "control_extra": 0.8,
+             "control_extra_base": 0.9, "minutes": 30, "note": ""} for s, d in ((42, 0.1), (7, 0.3))]
+    old = {"name": "y", "corpus": "dev", "seed": 42, "held_out": 0.3, "held_out_base": 0.0, "control": 0.7,
+           "control_base": 0.7, "held_out_extra": 0.5, "minutes": 30, "note": ""}  # scored before the set existed
+    # columns are two spaces apart; a cell ("0.200 ± 0.100", "NLL Δ") has single spaces only
+    header, _, x, y = (re.split(r"\s{2,}", line.strip()) for line in knowledge.summary_table(rows + [old]).splitlines())
+    i = header.index("dev-desc")
+    assert header[i - 1:i + 2] == ["dev+40", "dev-desc", "ctrl+40"]
+    assert x[i - 1:i + 2] == ["0.500 ± 0.000", "0.200 ± 0.100", "0.800 ± 0.000"]
+    assert y[i - 1:i + 2] == ["0.500", "-", "-"]
 
 
 def _saved_run(runs, name, recipe, corpus="dev", seed=42):
@@ -189,9 +213,10 @@ def test_scale_from_evaluates_a_saved_runs_adapter_scaled_instead_of_training(tm
         out.mkdir(parents=True, exist_ok=True)
         summary = {"updated": {"contains": 0.5}, "base": {"contains": 0.0}}
         ctrl = {"updated": {"contains": 0.7}, "base": {"contains": 0.7}}
-        (out / "results.json").write_text(json.dumps({"sets": {
-            "eval_qa": {"kind": "knowledge", "summary": summary, "by_document": {}},
-            "control": {"kind": "control", "summary": ctrl}}}))
+        # as evaluate.py does: one set per --qa_file file, named after its stem
+        sets = {knowledge.Path(f).stem: {"kind": "knowledge", "summary": summary, "by_document": {}}
+                for f in cmd[cmd.index("--qa_file") + 1].split(",")}
+        (out / "results.json").write_text(json.dumps({"sets": {**sets, "control": {"kind": "control", "summary": ctrl}}}))
         return 0
 
     monkeypatch.setattr(knowledge.subprocess, "call", fake_call)
