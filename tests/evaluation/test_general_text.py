@@ -139,7 +139,8 @@ def _measures() -> dict[str, list[str]]:
 
     controls = ("examples/control_qa.jsonl", "examples/test_corpus/control_qa.jsonl",
                 "benchmarks/knowledge/dev_extra_control.jsonl")
-    evals = sorted(ROOT.glob("examples/**/eval_qa.jsonl")) + [ROOT / "benchmarks/knowledge/dev_extra_qa.jsonl"]
+    evals = sorted(ROOT.glob("examples/**/eval_qa.jsonl")) + [ROOT / "benchmarks/knowledge" / name for name in
+                                                              ("dev_extra_qa.jsonl", "dev_descriptive_qa.jsonl")]
     return {
         "general text": [" ".join(r.values()) for r in load_general_text(SAMPLE)],
         "control question": [t for f in controls for t in qa(ROOT / f)],
