@@ -350,8 +350,8 @@ def shared_prefix_length(features: list[dict]) -> int:
     start of the user turn), cut so that neither a prefix token nor the first token after it carries a
     label: every example's first own token then follows the prefix in the original row but another
     example in a shared sequence, so its label must be ignored in both for the loss to stay the same.
-    A plain-text row (:func:`tokenize_text`) is trained from its second token, so a batch holding one has
-    no shared prefix (0) and :class:`SFTCollator` pads it.
+    A plain-text row (:func:`tokenize_text`) is trained from its second token, so a set of rows holding one
+    has no shared prefix (0); :class:`SFTCollator` computes the prefix of the other rows of a batch.
     """
     first = features[0]["input_ids"]
     n = min(len(f["input_ids"]) for f in features)
@@ -361,6 +361,12 @@ def shared_prefix_length(features: list[dict]) -> int:
         labelled = next((i for i, label in enumerate(f["labels"]) if label != IGNORE_INDEX), len(ids))
         n = min(n, labelled - 1)
     return max(0, n)
+
+
+def has_prompt(feature: dict) -> bool:
+    """Whether a tokenised row starts with unlabelled tokens it could share with others (a chat row's prompt);
+    a plain-text row (:func:`tokenize_text`) is trained from its second token and has none."""
+    return all(label == IGNORE_INDEX for label in feature["labels"][:2])
 
 
 @dataclass
@@ -387,10 +393,13 @@ class SFTCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         if self.shared_prefix_tokens and "position_ids" not in features[0] and len(features) > 1:
-            prefix = shared_prefix_length(features)
+            # Rows without a prompt (plain text, trained from their second token) cannot share one: they go
+            # into the sequences as rows of their own that do not see the prefix.
+            sharing = [f for f in features if has_prompt(f)]
+            prefix = shared_prefix_length(sharing) if sharing else 0
             groups = self._prefix_groups(features, prefix) if prefix > 0 else None
             if groups is not None:
-                return self._share_prefix(groups, prefix)
+                return self._share_prefix(groups, sharing[0]["input_ids"][:prefix])
         longest = self._padded_length(max(len(f["input_ids"]) for f in features))
         packed = "position_ids" in features[0]
         ids, labels, extra = [], [], []
@@ -416,7 +425,7 @@ class SFTCollator:
 
         Rows are dealt longest first to the shortest sequence, so sequences come out of even length.
         """
-        own = [len(f["input_ids"]) - prefix for f in features]
+        own = [len(f["input_ids"]) - (prefix if has_prompt(f) else 0) for f in features]
         order = sorted(range(len(features)), key=lambda i: -own[i])
         best, best_slots = None, len(features) * max(len(f["input_ids"]) for f in features)  # = padding
         for n_seq in range(1, len(features)):
@@ -431,23 +440,28 @@ class SFTCollator:
                 best, best_slots = members, n_seq * length
         return None if best is None else [[features[i] for i in sorted(m)] for m in best]
 
-    def _share_prefix(self, groups: list[list[dict]], prefix: int) -> dict:
-        # segment 0 = the prefix, k = the k-th row, -1 = padding (attends to itself, never attended to)
+    def _share_prefix(self, groups: list[list[dict]], prefix_ids: list[int]) -> dict:
+        # segment 0 = the prefix, k = the k-th row, -1 = padding (attends to itself, never attended to);
+        # a row without a prompt is whole in its segment, from position 0, and does not see the prefix
+        prefix = len(prefix_ids)
         seqs = []
         for group in groups:
-            ids, labels = list(group[0]["input_ids"][:prefix]), [IGNORE_INDEX] * prefix
-            pos, seg = list(range(prefix)), [0] * prefix
+            ids, labels = list(prefix_ids), [IGNORE_INDEX] * prefix
+            pos, seg, sees = list(range(prefix)), [0] * prefix, [True] * prefix
             for k, f in enumerate(group, start=1):
-                ids += f["input_ids"][prefix:]
-                labels += f["labels"][prefix:]
-                pos += range(prefix, len(f["input_ids"]))
-                seg += [k] * (len(f["input_ids"]) - prefix)
-            seqs.append((ids, labels, pos, seg))
+                start = prefix if has_prompt(f) else 0
+                ids += f["input_ids"][start:]
+                labels += f["labels"][start:]
+                pos += range(start, len(f["input_ids"]))
+                seg += [k] * (len(f["input_ids"]) - start)
+                sees += [bool(start)] * (len(f["input_ids"]) - start)
+            seqs.append((ids, labels, pos, seg, sees))
         longest = self._padded_length(max(len(s[0]) for s in seqs))
         pad = [(longest - len(s[0])) for s in seqs]
         segment = torch.tensor([s[3] + [-1] * n for s, n in zip(seqs, pad)])
+        sees_prefix = torch.tensor([s[4] + [False] * n for s, n in zip(seqs, pad)])
         causal = torch.ones(longest, longest, dtype=torch.bool).tril()
-        visible = (segment[:, :, None] == segment[:, None, :]) | (segment[:, None, :] == 0)
+        visible = (segment[:, :, None] == segment[:, None, :]) | ((segment[:, None, :] == 0) & sees_prefix[:, :, None])
         return {
             "input_ids": torch.tensor([s[0] + [self.pad_token_id] * n for s, n in zip(seqs, pad)]),
             "labels": torch.tensor([s[1] + [IGNORE_INDEX] * n for s, n in zip(seqs, pad)]),

@@ -17,6 +17,7 @@ from finetuning.data import (
     SupervisedDataset,
     build_datasets,
     load_rows,
+    has_prompt,
     shared_prefix_length,
     split_rows,
     tokenize_rows,
@@ -116,9 +117,11 @@ def test_packing_keeps_the_first_text_token_untrained(tok):
     assert trained == sum(sum(lab != IGNORE_INDEX for lab in single[i]["labels"]) for i in range(3))
 
 
-def test_a_batch_with_a_text_row_shares_no_prefix_and_keeps_its_loss(tok, tiny_model_dir):
-    """A text row has no prompt: nothing can be computed once for it and the chat rows, so the batch is padded,
-    and its loss is the token-weighted loss of each row alone."""
+@pytest.mark.parametrize("budget", [0, 1024])
+def test_a_batch_with_a_text_row_keeps_each_rows_loss_with_or_without_a_shared_prefix(tok, tiny_model_dir, budget):
+    """A text row has no prompt: the chat rows of its batch share theirs, and the text row is a row of its own
+    that does not see it, so the batch's loss is the token-weighted loss of each row alone (a text row that
+    attended to the chat prefix would change it)."""
     from transformers import AutoModelForCausalLM
 
     chat = [Row(f"c:{i}", [{"role": "user", "content": f"Question number {i}?"},
@@ -127,9 +130,14 @@ def test_a_batch_with_a_text_row_shares_no_prefix_and_keeps_its_loss(tok, tiny_m
     feats = [data[i] for i in range(len(data))]
     assert shared_prefix_length(feats[:3]) > 0 and shared_prefix_length(feats) == 0
     assert shared_prefix_length([feats[3], feats[3]]) == 0  # two text rows: their first token carries no label either
-    batch = SFTCollator(tok.pad_token_id, shared_prefix_tokens=1024)(feats)
-    assert batch["attention_mask"].dim() == 2 and batch["input_ids"].shape[0] == 4
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    assert [has_prompt(f) for f in feats] == [True, True, True, False]
+    batch = SFTCollator(tok.pad_token_id, shared_prefix_tokens=budget)(feats)
+    if budget:
+        assert batch["attention_mask"].dim() == 4 and batch["input_ids"].numel() < 4 * max(
+            len(f["input_ids"]) for f in feats)  # the chat prompt computed once
+    else:
+        assert batch["attention_mask"].dim() == 2 and batch["input_ids"].shape[0] == 4
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
     with torch.no_grad():
         got = model(**batch).loss.item()
         total = count = 0
@@ -137,7 +145,15 @@ def test_a_batch_with_a_text_row_shares_no_prefix_and_keeps_its_loss(tok, tiny_m
             n = sum(lab != IGNORE_INDEX for lab in f["labels"][1:])
             total += model(input_ids=torch.tensor([f["input_ids"]]), labels=torch.tensor([f["labels"]])).loss.item() * n
             count += n
-    assert got == pytest.approx(total / count, rel=1e-4)
+        assert got == pytest.approx(total / count, rel=1e-4)
+        if budget:  # the same layout with the text row allowed to see the prefix: a different loss
+            leaky = dict(batch, attention_mask=batch["attention_mask"] | (batch["position_ids"][:, None, None, :] < 0))
+            seg_prefix = torch.zeros_like(batch["attention_mask"])
+            first = shared_prefix_length(feats[:3])
+            seg_prefix[..., :first] = True
+            leaky["attention_mask"] = (batch["attention_mask"] | seg_prefix) & torch.ones_like(
+                batch["attention_mask"]).tril()
+            assert abs(model(**leaky).loss.item() - got) > 1e-4
 
 
 def test_build_datasets_mixes_chat_and_text_files(tmp_path, tok):
