@@ -26,7 +26,6 @@ from .cache import CachedLLM, ResultCache
 from .config import CollectConfig, parse_args
 from .parsing import proper_names
 from .prompts import load_lines, load_template
-from .rules import title_entity
 from .stages import StageResult
 from .stages import step3_theme as theme
 from .stages import step4_facts as facts
@@ -227,7 +226,7 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
         llm, wave, themes[: len(wave)], [doc_theme[c.doc_name] for c in wave], templates["facts"],
         max_repairs=cfg.max_repairs, max_facts=cfg.max_facts_per_chunk, grounding_threshold=cfg.grounding_threshold,
         add_uncovered_sentences=cfg.add_uncovered_sentences,
-        entities={d: title_entity(t) for d, t in titles.items()} if cfg.resolve_pronouns else None,
+        entities={d: rule_rows.document_entity(first_chunk[d].text, d) for d in docs_in_wave} if cfg.resolve_pronouns else None,
     ))
     all_facts = [f for fs in facts_per_chunk for f in fs]
     # The title goes with the chunk into the grounding checks: a self-contained fact names the document's

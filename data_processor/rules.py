@@ -487,7 +487,7 @@ def person_like(name: str) -> bool:
         w.lower() in THING_HEADS or w.lower() == "the" for w in words)
 
 
-def _sentence_subject(sentence: str, known: set[str]) -> str | None:
+def sentence_subject(sentence: str, known: set[str]) -> str | None:
     """The name a sentence starts with ("The International Drennick Federation (IDF) was ..."), if any."""
     m = NAME_RUN.match(sentence.strip())
     if not m:
@@ -503,7 +503,7 @@ def resolve_pronoun(fact: str, preceding: list[str], entity: str, known_names: s
     """``fact`` with its leading pronoun replaced by what it refers to, so the fact stands on its own.
 
     Asked closed-book, "It was invented in 1923" teaches nothing about drennick. The first "it/its"
-    within the first five words becomes the subject of the nearest preceding sentence that starts with a
+    within the first five words becomes the subject of the sentence just before when that starts with a
     name, else the document's ``entity``; "he/she/his/her" becomes ``entity`` when that is a person's
     name, else the last person's name before. Possessives get "'s". Anything else stays as it was.
 
@@ -526,7 +526,7 @@ def resolve_pronoun(fact: str, preceding: list[str], entity: str, known_names: s
             ref = found[0] if found else None
     else:
         # "it": the previous sentence's subject, or the document's topic; never a person
-        prev = _sentence_subject(preceding[-1], known) if preceding else None
+        prev = sentence_subject(preceding[-1], known) if preceding else None
         if prev and (person_like(prev) or (person_like(entity) and set(prev.split()) & set(entity.split()))):
             prev = None
         ref = prev or (None if person_like(entity) else entity)

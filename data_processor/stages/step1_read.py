@@ -288,8 +288,21 @@ def check_content(path: Path, kind: str, label: str) -> None:
     raise ReadError(f"{label}: not a .{kind} file although named so: its content looks like {looks_like}", WRONG_SUFFIX)
 
 
+#: reference marks glued to the word or stop before them, as encyclopedia text carries them: "Latin Rhenus.[note 3]",
+#: "in 1939[12][13]", "[citation needed]", "[a]". Left in, "Rhenus.[note 3] The" is no sentence end, so two
+#: sentences become one too long to be a fact, and "[12]" would be asked about as a number.
+REFERENCE_MARK = re.compile(r"(?<=\S)\[(?:\d{1,3}|(?:note|nb|n) \d{1,3}|[a-z]|citation needed|clarification needed)\]")
+
+
+def strip_reference_marks(text: str) -> str:
+    """``text`` without encyclopedia reference marks (:data:`REFERENCE_MARK`); a bracket after a space, or
+    with anything else inside ("[sic]", "[0, 1]"), stays. An index glued to a name in code ("arr[2]") goes
+    too: the collector reads prose."""
+    return REFERENCE_MARK.sub("", text)
+
+
 def _clean(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return strip_reference_marks(text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", ""))
 
 
 def read_pages(path: str | os.PathLike, file_type: str = "auto",

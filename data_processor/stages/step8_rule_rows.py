@@ -24,9 +24,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..aliases import Bridge, bridges, stated_in, word_classes
-from ..parsing import CJK_CHAR, STOP_EN, anchor_words
-from ..rules import find_spans, is_verb, present_lemma, questions_for
+from ..parsing import CJK_CHAR, STOP_EN, anchor_words, proper_names
+from ..rules import find_spans, is_verb, present_lemma, questions_for, sentence_subject, title_entity
 from . import StageResult
+from .step2_chunk import sentence_spans
 from .step4_facts import Fact
 from .step5_qa import anchor_question
 
@@ -68,13 +69,31 @@ def blank_spans(sentence: str, known_names: set[str] | None = None) -> list[tupl
     return [(s.start, s.end) for s in find_spans(sentence, known_names)]
 
 
+def _heading(first_text: str) -> str:
+    """The document's first line when that is short and not a sentence, else ``""``."""
+    line = next((ln.strip().lstrip("#").strip() for ln in first_text.splitlines() if ln.strip()), "")
+    return line if line and len(line.split()) <= 14 and not line.endswith((".", "。")) else ""
+
+
 def document_title(first_text: str, doc_name: str) -> str:
     """The document's heading (its first line when that is short and not a sentence), else its file name."""
-    line = next((ln.strip().lstrip("#").strip() for ln in first_text.splitlines() if ln.strip()), "")
-    if line and len(line.split()) <= 14 and not line.endswith((".", "。")):
-        return line
+    if heading := _heading(first_text):
+        return heading
     stem = doc_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return re.sub(r"[_-]+", " ", stem).strip() or doc_name
+
+
+def document_entity(first_text: str, doc_name: str) -> str:
+    """What a document is about, which its pronouns fall back on: the subject of its heading
+    (:func:`~data_processor.rules.title_entity`); without a heading, the name its first sentence starts with
+    ("The Rhine (Romansh: Rein, ...) is a European river ..." -> "The Rhine"), else its file name. A file
+    name ("rhine_course.txt" -> "rhine course") names a document, not a thing: "It is the second-longest
+    river" must not become "rhine course is the second-longest river"."""
+    if heading := _heading(first_text):
+        return title_entity(heading)
+    spans = sentence_spans(first_text)
+    first = first_text[spans[0][0]:spans[0][1]] if spans else ""
+    return sentence_subject(first, proper_names(first_text)) or document_title(first_text, doc_name)
 
 
 def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None = None,

@@ -9,6 +9,7 @@ from data_processor.stages.step1_read import (
     load_documents,
     markdown_to_text,
     read_document,
+    strip_reference_marks,
     table_text,
 )
 
@@ -147,3 +148,15 @@ def test_missing_folder_and_sharding(tmp_path):
         (tmp_path / f"{i}.txt").write_text(f"Document {i}.")
     shards = [[d.name for d in load_documents(tmp_path, num_shards=2, shard_index=k)[0]] for k in range(2)]
     assert shards == [["0.txt", "2.txt", "4.txt"], ["1.txt", "3.txt"]]
+
+
+def test_reference_marks_are_removed_so_sentences_end_where_they_do(tmp_path):
+    text = ("It is adapted as Latin Rhenus.[note 3] The spelling with Rh- is Greek.[12][13] "
+            "It was founded in 1939[a] by the council.[citation needed]")
+    assert strip_reference_marks(text) == ("It is adapted as Latin Rhenus. The spelling with Rh- is Greek. "
+                                           "It was founded in 1939 by the council.")
+    # a bracket after a space, or with anything else inside, is the text's own
+    assert strip_reference_marks("The interval [0, 1] holds x [4], a quote [sic].") == "The interval [0, 1] holds x [4], a quote [sic]."
+    path = tmp_path / "rhine.txt"
+    path.write_text(text, encoding="utf-8")
+    assert "[" not in read_document(path)

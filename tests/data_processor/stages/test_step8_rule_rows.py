@@ -5,8 +5,8 @@ from data_processor.aliases import bridges
 from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
-from data_processor.stages.step8_rule_rows import (BLANK, alias_items, blank_spans, cloze_items, document_title, run,
-                                                   substituted)
+from data_processor.stages.step8_rule_rows import (BLANK, alias_items, blank_spans, cloze_items, document_entity,
+                                                   document_title, run, substituted)
 
 SOURCE = (
     "The Saltlight Festival of Quillmere\n\n"
@@ -72,6 +72,16 @@ def test_chinese_facts_get_chinese_cloze_prompts():
 def test_document_title_is_the_heading_or_the_file_name():
     assert document_title(SOURCE, "q.txt") == "The Saltlight Festival of Quillmere"
     assert document_title("Quillmere is an island. It is small.", "dir/salt_light-festival.txt") == "salt light festival"
+
+
+def test_document_entity_is_the_headings_subject_else_the_first_sentences_else_the_file_name():
+    assert document_entity("Drennick: the hoop-and-stick game\n\nDrennick was invented in 1923.", "d.txt") == "Drennick"
+    rhine = ("The Rhine (Romansh: Rein, German: Rhein) is a European river that begins in the Swiss Alps. "
+             "The biggest city on the river Rhine is Cologne. It is the second-longest river in Europe.")
+    assert document_entity(rhine, "rhine_course.txt") == "The Rhine"  # not the file name's "rhine course"
+    # a first sentence that starts with no name: the file name, as before
+    assert document_entity("To further highlight the difference, consider this instance.", "complexity_machines.txt") \
+        == "complexity machines"
 
 
 def test_anchor_words_are_names_never_written_in_lower_case():
