@@ -12,14 +12,12 @@ import re
 import pytest
 
 from benchmarks.knowledge import CORPORA
+from benchmarks.knowledge_misses import WHY_HOW
 from evaluation.runner import load_qa_file
 from evaluation.scoring import normalize_answer
 from utils.recipe import REPO_ROOT
 
 DOCS_DIR, QA_FILE, CONTROL_FILE = (REPO_ROOT / p for p in CORPORA["test2"])
-# "how" as a question of manner or cause; "how many/much/long..." asks for a quantity and does not count
-WHY_HOW = re.compile(r"\bwhy\b|\bhow\b(?!\s+(?:many|much|long|old|far|high|often|large|big|tall|deep)\b)"
-                     r"|\bwhat caused\b", re.IGNORECASE)
 
 
 def four_grams(text: str) -> set[tuple[str, ...]]:
