@@ -40,12 +40,13 @@ class ProbeArguments:
 
 
 def training_pairs(qa_path: Path) -> list[tuple[str, str]]:
-    """``(question, answer)`` of every collected training row (sharegpt ``conversations``)."""
+    """``(question, answer)`` of every collected question row (sharegpt ``conversations``; a plain-text
+    statement row, ``--statement_rows``, asks nothing and is left out)."""
     pairs = []
     with open(qa_path, encoding="utf-8") as fh:
         for line in fh:
-            turns = json.loads(line)["conversations"]
-            pairs.append((turns[0]["value"], turns[1]["value"]))
+            if turns := json.loads(line).get("conversations"):
+                pairs.append((turns[0]["value"], turns[1]["value"]))
     return pairs
 
 

@@ -91,6 +91,11 @@ class CollectConfig:
                 "in ...?', 'In what year did the schoolteacher in ... invent drennick?'), answered with the fact "
                 "(data_processor/aliases.py; English only; role 'alias'). Only descriptions the chunk states in "
                 "those words, one name's within its document. 0 = none."})
+    statement_rows: int = field(default=0, metadata={
+        "help": "Plain-text rows per chunk that restate the chunk's facts: the document's title, then the facts, "
+                "in document order for the first and shuffled (seeded by --seed and the chunk) for the others; "
+                "trained without the chat template (data_processor/statements.py; role 'statement'). A chunk "
+                "gives fewer when its facts have fewer orders. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
@@ -137,6 +142,8 @@ class CollectConfig:
             problems.append("--chunk_overlap_tokens must be >= 0 and smaller than --chunk_size_by_token")
         if self.alias_rows < 0:
             problems.append("--alias_rows must be >= 0")
+        if self.statement_rows < 0:
+            problems.append("--statement_rows must be >= 0")
         if self.qa_amount_per_fact < 0:
             problems.append("--qa_amount_per_fact must be >= 0")
         if self.personas_per_document < 0:

@@ -39,7 +39,8 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     data_path: str = field(default="datasets/qa_pairs.jsonl", metadata={
-        "help": "JSONL training data: sharegpt 'conversations' (from/value), OpenAI 'messages' or alpaca rows. "
+        "help": "JSONL training data: sharegpt 'conversations' (from/value), OpenAI 'messages' or alpaca rows, "
+                "and plain-text {'text': ...} rows (no chat template; the collector's --statement_rows). "
                 "A comma-separated list of files is concatenated (e.g. QA pairs + replay data)."})
     lazy_preprocess: bool = field(default=False, metadata={
         "help": "Tokenise each row on first use instead of all up front (fast start on large files)."})

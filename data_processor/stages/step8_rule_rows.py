@@ -16,6 +16,8 @@ question later supplies. Two kinds, each answered with the fact sentence:
   it ("the schoolteacher in the market town of Lyndmoor" for Bartholomew Ashgrove;
   data_processor/aliases.py), answered with a fact that names it. A question written by someone else
   often does that, and without a row that states the bridge it is a two-hop question closed-book.
+* ``statement`` (``--statement_rows``): not a question but a plain-text row, the chunk's facts under the
+  document's title, in document order and in shuffled orders (data_processor/statements.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from ..aliases import Bridge, bridges, stated_in, word_classes
 from ..parsing import CJK_CHAR, STOP_EN, anchor_words, proper_names
 from ..rules import find_spans, is_verb, present_lemma, questions_for, sentence_subject, title_entity
+from ..statements import in_document_order, statement_texts
 from . import StageResult
 from .step2_chunk import sentence_spans
 from .step4_facts import Fact
@@ -49,9 +52,9 @@ def _templates(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuleItem:
-    kind: str  # cloze | wh | alias
-    question: str
-    answer: str
+    kind: str  # cloze | wh | alias | statement
+    question: str  # "" for a statement
+    answer: str  # a statement's text
     doc_name: str
     chunk_id: str
     theme: str
@@ -236,15 +239,40 @@ def alias_items(facts: list[Fact], per_pair: int, names: dict[str, set[str]] | N
     return items
 
 
+def statement_items(facts: list[Fact], per_chunk: int, titles: dict[str, str] | None = None,
+                    sources: dict[str, str] | None = None, seed: int = 0) -> list[RuleItem]:
+    """Up to ``per_chunk`` plain-text statements of each chunk's facts (:func:`~data_processor.statements.
+    statement_texts`, shuffles seeded by ``seed`` and the chunk id), the first in the order the chunk
+    (``sources``, by chunk id) states them. The text is the item's ``answer``; its question and fact are empty
+    (a statement is about every fact of its chunk). ``titles`` as for :func:`cloze_items`."""
+    if per_chunk <= 0:
+        return []
+    by_chunk: dict[str, list[Fact]] = {}
+    for f in facts:
+        by_chunk.setdefault(f.chunk_id, []).append(f)
+    items: list[RuleItem] = []
+    for chunk_id, chunk_facts in by_chunk.items():
+        first = chunk_facts[0]
+        title = (titles or {}).get(first.doc_name) or first.doc_theme or first.theme or first.doc_name
+        ordered = in_document_order([f.text for f in chunk_facts], (sources or {}).get(chunk_id, ""))
+        for text in statement_texts(ordered, title, per_chunk, seed, chunk_id):
+            items.append(RuleItem("statement", "", text, first.doc_name, chunk_id, first.theme, "", ""))
+    return items
+
+
 def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, wh_phrasings: int = 1,
-        wh_keywords: int = 0, alias_rows: int = 0, sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
-    """Every rule-made row of a wave. Counters: ``cloze``, ``wh`` and ``alias`` (rows of each kind).
+        wh_keywords: int = 0, alias_rows: int = 0, statement_rows: int = 0, seed: int = 0,
+        sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``alias`` and ``statement`` (rows of each
+    kind).
 
-    ``sources`` maps a chunk id to its text (the alias rows take only descriptions it states)."""
+    ``sources`` maps a chunk id to its text (the alias rows take only descriptions it states; the statements
+    follow its order); ``seed`` draws the statements' shuffles."""
     items = (cloze_items(facts, cloze_per_fact, titles, names)
              + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords)
-             + alias_items(facts, alias_rows, names, sources, titles))
-    counters = Counter(cloze=0, wh=0, alias=0)
+             + alias_items(facts, alias_rows, names, sources, titles)
+             + statement_items(facts, statement_rows, titles, sources, seed))
+    counters = Counter(cloze=0, wh=0, alias=0, statement=0)
     counters.update(item.kind for item in items)
     return StageResult(items, counters)

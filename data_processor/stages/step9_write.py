@@ -7,7 +7,7 @@ their questions) here, where each row goes to one file or the other.
 Each line goes to the file in one ``write`` on an append-only descriptor and is ``fsync``-ed, so a
 kill at any moment leaves a valid JSONL file (at worst a partial last line, which the next run cuts
 off before it appends). Row ids are content hashes; rows whose id, or whose normalised
-question + answer, is already in the file are not written again.
+question + answer (a plain-text row's: its normalised text), is already in the file are not written again.
 """
 from __future__ import annotations
 
@@ -114,6 +114,11 @@ class JsonlWriter:
             self._fd = None
 
 
+def is_text_row(row: dict) -> bool:
+    """A plain-text training row (``{"text": ...}``, no turns; :func:`text_row`), as finetuning/data.py reads it."""
+    return "text" in row and "conversations" not in row
+
+
 def train_row_question_answer(row: dict) -> tuple[str, str]:
     turns = row.get("conversations") or []
     q = next((t.get("value", "") for t in turns if t.get("from") == "user"), "")
@@ -131,9 +136,13 @@ class OutputSet:
         self.train = JsonlWriter(train_path)
         self.eval = JsonlWriter(eval_path) if eval_path else None
         self.pairs: set[str] = set()
+        self.texts: set[str] = set()  # normalised plain-text rows (they have no question and answer)
         self.train_questions: set[str] = set()
         self.eval_questions: set[str] = set()
         for row in self.train.rows:
+            if is_text_row(row):
+                self.texts.add(normalize(str(row["text"])))
+                continue
             q, a = train_row_question_answer(row)
             self.pairs.add(pair_key(q, a))
             self.train_questions.add(normalize(q))
@@ -148,6 +157,15 @@ class OutputSet:
         if row["id"] in self.train.ids:  # written by an earlier (interrupted) run
             self.written["already_there"] += 1
             return False
+        if is_text_row(row):
+            text = normalize(str(row["text"]))
+            if text in self.texts:
+                self.written["duplicates"] += 1
+                return False
+            self.texts.add(text)
+            self.train.write(row)
+            self.written["train"] += 1
+            return True
         q, a = train_row_question_answer(row)
         key, nq = pair_key(q, a), normalize(q)
         if key in self.pairs or nq in self.eval_questions:
@@ -201,6 +219,20 @@ def train_row(*, question: str, answer: str, fact: str, theme: str, role: str, f
     }
 
 
+def text_row(*, text: str, theme: str, role: str, file_name: str, chunk_id: str) -> dict:
+    """A plain-text training row: no ``conversations`` (the fine-tuning loader would read it as a chat), no
+    chat template, every token trained. ``fact`` is empty: the text states several facts."""
+    return {
+        "id": row_id(file_name, chunk_id, role, text),
+        "text": text,
+        "fact": "",
+        "theme": theme,
+        "role": role,
+        "file_name": file_name,
+        "chunk_id": chunk_id,
+    }
+
+
 def eval_row(*, question: str, answer: str, fact: str, theme: str, role: str, file_name: str, chunk_id: str,
              train_question: str, answers: list[str] | None = None) -> dict:
     """A held-out question. ``answers`` (what a reply must contain) defaults to the names, numbers and dates
@@ -233,6 +265,7 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
     questions to the eval file instead: one persona rewrite per QA pair, or, for a fact without
     rewrites, the rule-made questions about its first asked span (both forms). Every other row of the
     fact stays in training: the held-out question asks for a fact the model was taught in other words.
+    A ``statement`` item becomes a plain-text row (:func:`text_row`).
     """
     by_pair: dict[int, list[Rewrite]] = {}
     for rw in rewrites:
@@ -256,6 +289,10 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
                 out.add_train(train_row(question=rw.question, role=rw.role, answer=answer, **common))
     asked: dict[str, str] = {}  # fact -> the span whose questions are held out
     for item in rule_items:
+        if item.kind == "statement":  # plain text, always trained: it asks nothing to hold out
+            out.add_train(text_row(text=item.answer, theme=item.theme, role=item.kind, file_name=item.doc_name,
+                                   chunk_id=item.chunk_id))
+            continue
         common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
                       chunk_id=item.chunk_id)
         if (item.kind == "wh" and item.fact not in held_out_facts

@@ -20,3 +20,16 @@ def test_outcomes():
     assert outcome(False, True) == OUTCOMES[1]
     assert outcome(False, False) == outcome(True, False) == OUTCOMES[2]
     assert outcome(False, None) == OUTCOMES[3]
+
+
+def test_training_pairs_leave_out_plain_text_rows(tmp_path):
+    import json
+
+    from benchmarks.knowledge_probe import training_pairs
+
+    path = tmp_path / "qa_pairs.jsonl"
+    turns = [{"from": "user", "value": PAIRS[0][0]}, {"from": "assistant", "value": PAIRS[0][1]}]
+    rows = [{"id": "a", "conversations": turns},
+            {"id": "b", "text": "Quillmere\n\nThe Saltlight Festival was first held in 1847.", "role": "statement"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert training_pairs(path) == [PAIRS[0]]

@@ -270,3 +270,54 @@ def test_a_run_of_several_waves_projects_its_time_from_a_small_first_wave(collec
     with caplog.at_level(logging.INFO, logger="data_processor.pipeline"):
         assert collect(*flags)[0] == 0
     assert "projected time" not in caplog.text
+
+
+def test_statement_rows_are_plain_text_rows_that_resume_without_duplicates(collect, docs_dir, tmp_path):
+    """--statement_rows 2: per chunk, its facts as text in document order and one seeded shuffle, which the
+    fine-tuning loader reads as plain text; a crashed run resumes to the same file; 0 adds nothing."""
+    from finetuning.data import load_rows
+    from utils.data_formats import is_plain_text
+
+    common = ("--chunks_per_wave", "1", "--resolve_pronouns", "true")
+    plain, ref = tmp_path / "plain.jsonl", tmp_path / "ref.jsonl"
+    assert collect(*_flags(docs_dir, plain, *common))[0] == 0
+    assert collect(*_flags(docs_dir, tmp_path / "zero.jsonl", *common, "--statement_rows", "0"))[0] == 0
+    assert (tmp_path / "zero.jsonl").read_bytes() == plain.read_bytes()
+    assert collect(*_flags(docs_dir, ref, *common, "--statement_rows", "2"))[0] == 0
+    rows = read_jsonl(ref)
+    texts = [r for r in rows if r["role"] == "statement"]
+    assert [r for r in rows if r["role"] != "statement"] == read_jsonl(plain)  # the other rows are unchanged
+    summary = json.loads((tmp_path / "ref.summary.json").read_text())["summary"]
+    assert texts and summary["stages"]["rule_rows"]["statement"] >= len(texts)
+    for r in texts:
+        assert set(r) == {"id", "text", "fact", "theme", "role", "file_name", "chunk_id"} and r["fact"] == ""
+        title, blank, body = r["text"].split("\n", 2)
+        assert title and blank == "" and body
+        facts = {x["fact"] for x in rows if x["chunk_id"] == r["chunk_id"] and x["fact"]}
+        assert all(f in body for f in facts)
+    assert len({r["text"] for r in texts}) == len(texts)
+    assert {r["chunk_id"] for r in texts} == {r["chunk_id"] for r in rows}
+    loaded = load_rows(ref)
+    assert sum(is_plain_text(x.messages) for x in loaded) == len(texts)
+    assert [x.messages[0]["content"] for x in loaded if is_plain_text(x.messages)] == [r["text"] for r in texts]
+
+    out = tmp_path / "qa.jsonl"
+    assert collect(*_flags(docs_dir, out, *common, "--statement_rows", "2"), fail_after=30)[0] == 1
+    partial = read_jsonl(out)
+    assert len(partial) < len(rows) and any(r["role"] == "statement" for r in partial)
+    assert collect(*_flags(docs_dir, out, *common, "--statement_rows", "2"))[0] == 0
+    assert out.read_text() == ref.read_text()
+    assert collect(*_flags(docs_dir, out, *common, "--statement_rows", "2"))[0] == 0  # nothing new the third time
+    assert out.read_text() == ref.read_text()
+
+
+def test_statement_rows_are_set_by_a_recipe_and_checked(tmp_path):
+    from data_processor.config import parse_args
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("collect:\n  statement_rows: 2\n")
+    assert parse_args(["--recipe", str(recipe)]).statement_rows == 2
+    assert parse_args(["--recipe", str(recipe), "--statement_rows", "0"]).statement_rows == 0
+    assert parse_args([]).statement_rows == 0  # off in the default recipe
+    with pytest.raises(ValueError, match="--statement_rows must be >= 0"):
+        parse_args(["--statement_rows", "-1"])

@@ -52,3 +52,20 @@ def test_merge_names_a_missing_or_unfinished_shard(tmp_path, caplog):
     assert merge_main(["--save_path", str(out), "--num_shards", "2"]) == 2
     assert "did not complete" in caplog.text
     assert merge_main(["--save_path", str(out), "--num_shards", "2", "--allow_incomplete", "True"]) == 0
+
+
+def test_merge_keeps_text_rows_once(tmp_path):
+    """Statement rows (``{"text": ...}``, no conversations) go through the merge's dedup by their text."""
+    from data_processor.stages.step9_write import text_row, train_row
+
+    def text(t, shard):
+        return text_row(text=t, theme="t", role="statement", file_name=f"{shard}.txt", chunk_id=f"{shard}.txt#0")
+
+    qa = train_row(question="Q?", answer="A.", fact="A.", theme="t", role="", file_name="0.txt", chunk_id="0.txt#0")
+    shards = [[qa, text("T\n\nA. B.", 0), text("T\n\nB. A.", 0)], [text("T\n\nA. B.", 1), text("U\n\nC.", 1)]]
+    for i, shard in enumerate(shards):
+        tmp_path.joinpath(f"qa.shard{i}of2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in shard))
+        tmp_path.joinpath(f"qa.shard{i}of2.summary.json").write_text(json.dumps({"summary": {"status": "complete"}}))
+    assert merge_main(["--save_path", str(tmp_path / "qa.jsonl"), "--num_shards", "2"]) == 0
+    merged = [json.loads(line) for line in (tmp_path / "qa.jsonl").read_text().splitlines()]
+    assert merged == [qa, *shards[0][1:], shards[1][1]]

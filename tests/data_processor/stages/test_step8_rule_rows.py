@@ -6,7 +6,7 @@ from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
 from data_processor.stages.step8_rule_rows import (BLANK, alias_items, blank_spans, cloze_items, document_entity,
-                                                   document_title, run, substituted)
+                                                   document_title, run, statement_items, substituted)
 
 SOURCE = (
     "The Saltlight Festival of Quillmere\n\n"
@@ -197,3 +197,23 @@ def test_run_counts_alias_rows():
     result = run(_alias_facts(), {}, {}, cloze_per_fact=0, wh_spans_per_fact=0, alias_rows=1, sources=_alias_sources())
     assert result.counters["alias"] == len(result.items) == 3
     assert run(_alias_facts(), {}, {}, cloze_per_fact=0, wh_spans_per_fact=0).counters["alias"] == 0
+
+
+def test_statement_items_per_chunk_in_the_order_the_chunk_states_the_facts():
+    facts = [Fact("d.txt#0", "d.txt", 0, BORN, "Drennick"), Fact("d.txt#0", "d.txt", 1, ASHGROVE, "Drennick"),
+             Fact("b.txt#0", "b.txt", 0, OTHER_DOC, "Bakeries")]
+    items = statement_items(facts, 3, {"d.txt": "Drennick"}, _alias_sources(), seed=42)
+    # two facts have two orders; one fact has one; the title of b.txt falls back on its theme
+    assert [(i.kind, i.chunk_id, i.question, i.fact) for i in items] == [
+        ("statement", "d.txt#0", "", ""), ("statement", "d.txt#0", "", ""), ("statement", "b.txt#0", "", "")]
+    assert [i.answer for i in items] == [f"Drennick\n\n{ASHGROVE} {BORN}", f"Drennick\n\n{BORN} {ASHGROVE}",
+                                         f"Bakeries\n\n{OTHER_DOC}"]
+    assert statement_items(facts, 3, {"d.txt": "Drennick"}, _alias_sources(), seed=42) == items
+    assert statement_items(facts, 0, {}, _alias_sources()) == []
+
+
+def test_run_counts_statement_rows():
+    result = run(_alias_facts(), {}, {}, cloze_per_fact=0, wh_spans_per_fact=0, statement_rows=2, seed=1,
+                 sources=_alias_sources())
+    assert result.counters["statement"] == len(result.items) == 3
+    assert run(_alias_facts(), {}, {}, cloze_per_fact=1, wh_spans_per_fact=0).counters["statement"] == 0

@@ -7,8 +7,11 @@ from data_processor.stages.step9_write import (
     pair_key,
     repair_tail,
     row_id,
+    text_row,
     train_row,
 )
+from finetuning.data import load_rows
+from utils.data_formats import is_plain_text
 
 
 def _row(q, a, fact="f", role="", file_name="a.txt", chunk_id="a.txt#0"):
@@ -114,3 +117,42 @@ def test_write_rows_holds_out_one_rewrite_per_held_out_pair_or_one_span_of_rule_
     assert held[0]["role"] in ("a tourist", "a child") and held[0]["train_question"] == "When did the bridge open?"
     assert [r["role"] for r in train] == ["", ({"a tourist", "a child"} - {held[0]["role"]}).pop(), "wh"]
     assert all(r["conversations"][1]["value"] == r["fact"] for r in train)  # fact_answers: every answer its fact
+
+
+def _text(text, chunk_id="a.txt#0"):
+    return text_row(text=text, theme="t", role="statement", file_name="a.txt", chunk_id=chunk_id)
+
+
+def test_text_rows_dedupe_by_their_text_and_survive_a_resume(tmp_path):
+    path = tmp_path / "o.jsonl"
+    out = OutputSet(path, tmp_path / "o.eval.jsonl")
+    assert out.add_train(_row("What is X?", "X is 1."))
+    assert out.add_train(_text("X\n\nX is 1. Y is 2."))
+    assert out.add_train(_text("X\n\nY is 2. X is 1."))  # another order: another row (a question row would clash)
+    assert not out.add_train(_text("x\n\nX is 1.  Y is 2", chunk_id="a.txt#1"))  # same text, other chunk
+    assert out.written == {"train": 3, "eval": 0, "duplicates": 1, "already_there": 0}
+    out.close()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert set(rows[1]) == {"id", "text", "fact", "theme", "role", "file_name", "chunk_id"}
+    assert [is_plain_text(r.messages) for r in load_rows(path)] == [False, True, True]
+
+    out = OutputSet(path, tmp_path / "o.eval.jsonl")  # resumed: the texts are known, a text row holds no question
+    assert out.train_questions == {"what is x"} and len(out.pairs) == 1
+    assert not out.add_train(_text("X\n\nX is 1. Y is 2."))  # its id is in the file
+    assert not out.add_train(_text("X\n\nX is 1. Y is 2!", chunk_id="a.txt#2"))  # its text is
+    assert out.add_train(_text("X\n\nZ is 3."))
+    assert out.written == {"train": 1, "eval": 0, "duplicates": 1, "already_there": 1}
+    out.close()
+
+
+def test_write_rows_writes_statements_as_text_rows_never_held_out(tmp_path):
+    from data_processor.stages.step8_rule_rows import RuleItem
+    from data_processor.stages.step9_write import write_rows
+
+    items = [RuleItem("statement", "", "Bridge\n\nThe bridge opened in 1911.", "a.txt", "a.txt#0", "Bridge", "", "")]
+    out = OutputSet(tmp_path / "o.jsonl", tmp_path / "o.eval.jsonl")
+    write_rows(out, [], [], items, fact_answers=True, seed=0, eval_fraction=0.999999)
+    out.close()
+    (row,) = [json.loads(x) for x in open(tmp_path / "o.jsonl")]
+    assert row == _text("Bridge\n\nThe bridge opened in 1911.") | {"theme": "Bridge"}
+    assert (tmp_path / "o.eval.jsonl").read_text() == ""
