@@ -96,6 +96,12 @@ class CollectConfig:
                 "in document order for the first and shuffled (seeded by --seed and the chunk) for the others; "
                 "trained without the chat template (data_processor/statements.py; role 'statement'). A chunk "
                 "gives fewer when its facts have fewer orders. 0 = none."})
+    relation_paraphrases: int = field(default=0, metadata={
+        "help": "Rewordings per rule-made question (--wh_spans_per_fact, --alias_rows) with another verb for the "
+                "same relation ('Who invented drennick?' -> 'Who devised drennick?', 'flows into' -> 'empties "
+                "into'), from a shipped lexicon (data_processor/lexicon/relations_en.txt; English only; role "
+                "'paraphrase'), answered like the question they reword. A question with no verb of the lexicon "
+                "gives none. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
@@ -144,6 +150,8 @@ class CollectConfig:
             problems.append("--alias_rows must be >= 0")
         if self.statement_rows < 0:
             problems.append("--statement_rows must be >= 0")
+        if self.relation_paraphrases < 0:
+            problems.append("--relation_paraphrases must be >= 0")
         if self.qa_amount_per_fact < 0:
             problems.append("--qa_amount_per_fact must be >= 0")
         if self.personas_per_document < 0:
@@ -163,12 +171,15 @@ class CollectConfig:
                             "--stop_repeated_lines >= 0")
         if problems:
             raise ValueError("; ".join(problems))
-        if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns or self.alias_rows):
+        if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns or self.alias_rows
+                                      or self.relation_paraphrases):
             # The rule-made questions and the pronoun rules are English grammar; a recipe tuned on English
             # documents must still run on others.
             logging.getLogger(__name__).info("--language %s: the English-only rules (--wh_spans_per_fact, "
-                                             "--resolve_pronouns, --alias_rows) are off", self.language)
+                                             "--resolve_pronouns, --alias_rows, --relation_paraphrases) are off",
+                                             self.language)
             self.wh_spans_per_fact, self.resolve_pronouns, self.alias_rows = 0, False, 0
+            self.relation_paraphrases = 0
 
     # -- derived ---------------------------------------------------------------------------------------
     @property

@@ -18,6 +18,9 @@ question later supplies. Two kinds, each answered with the fact sentence:
   often does that, and without a row that states the bridge it is a two-hop question closed-book.
 * ``statement`` (``--statement_rows``): not a question but a plain-text row, the chunk's facts under the
   document's title, in document order and in shuffled orders (data_processor/statements.py).
+* ``paraphrase`` (``--relation_paraphrases``): a ``wh`` or ``alias`` question asked with another verb for the
+  same relation ("Who invented drennick?" -> "Who devised drennick?"; data_processor/relations.py), answered
+  like the question it rewords.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..aliases import Bridge, bridges, stated_in, word_classes
-from ..parsing import CJK_CHAR, STOP_EN, anchor_words, proper_names
+from ..parsing import CJK_CHAR, STOP_EN, anchor_words, normalize, proper_names
+from ..relations import paraphrases
 from ..rules import find_spans, is_verb, present_lemma, questions_for, sentence_subject, title_entity
 from ..statements import in_document_order, statement_texts
 from . import StageResult
@@ -52,7 +56,7 @@ def _templates(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuleItem:
-    kind: str  # cloze | wh | alias | statement
+    kind: str  # cloze | wh | alias | statement | paraphrase
     question: str  # "" for a statement
     answer: str  # a statement's text
     doc_name: str
@@ -260,19 +264,41 @@ def statement_items(facts: list[Fact], per_chunk: int, titles: dict[str, str] | 
     return items
 
 
+def paraphrase_items(items: list[RuleItem], per_question: int, seed: int = 0) -> list[RuleItem]:
+    """Up to ``per_question`` rewordings of each ``wh`` and ``alias`` item's question with another verb for the
+    same relation (:func:`~data_processor.relations.paraphrases`, drawn by ``seed`` and the question), each an
+    item of kind ``paraphrase`` with the answer, fact and span of the item it rewords. A wording that is already
+    a question of the same fact (or another item's paraphrase of it) is not made twice."""
+    if per_question <= 0:
+        return []
+    seen = {(normalize(i.question), i.fact) for i in items if i.kind in ("wh", "alias")}
+    out: list[RuleItem] = []
+    for item in items:
+        if item.kind not in ("wh", "alias") or CJK_CHAR.search(item.question):
+            continue
+        for question in paraphrases(item.question, per_question, seed):
+            if (key := (normalize(question), item.fact)) not in seen:
+                seen.add(key)
+                out.append(RuleItem("paraphrase", question, item.answer, item.doc_name, item.chunk_id, item.theme,
+                                    item.fact, item.span))
+    return out
+
+
 def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, wh_phrasings: int = 1,
-        wh_keywords: int = 0, alias_rows: int = 0, statement_rows: int = 0, seed: int = 0,
-        sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
-    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``alias`` and ``statement`` (rows of each
-    kind).
+        wh_keywords: int = 0, alias_rows: int = 0, statement_rows: int = 0, relation_paraphrases: int = 0,
+        seed: int = 0, sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``alias``, ``paraphrase`` and ``statement``
+    (rows of each kind).
 
     ``sources`` maps a chunk id to its text (the alias rows take only descriptions it states; the statements
-    follow its order); ``seed`` draws the statements' shuffles."""
-    items = (cloze_items(facts, cloze_per_fact, titles, names)
+    follow its order); ``seed`` draws the statements' shuffles and the paraphrases. The paraphrases come after
+    the questions they reword, so the held-out choice (step9_write) has seen those first."""
+    asked = (cloze_items(facts, cloze_per_fact, titles, names)
              + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords)
-             + alias_items(facts, alias_rows, names, sources, titles)
+             + alias_items(facts, alias_rows, names, sources, titles))
+    items = (asked + paraphrase_items(asked, relation_paraphrases, seed)
              + statement_items(facts, statement_rows, titles, sources, seed))
-    counters = Counter(cloze=0, wh=0, alias=0, statement=0)
+    counters = Counter(cloze=0, wh=0, alias=0, paraphrase=0, statement=0)
     counters.update(item.kind for item in items)
     return StageResult(items, counters)

@@ -265,7 +265,9 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
     questions to the eval file instead: one persona rewrite per QA pair, or, for a fact without
     rewrites, the rule-made questions about its first asked span (both forms). Every other row of the
     fact stays in training: the held-out question asks for a fact the model was taught in other words.
-    A ``statement`` item becomes a plain-text row (:func:`text_row`).
+    A ``statement`` item becomes a plain-text row (:func:`text_row`). A ``paraphrase`` item (a rule-made question
+    reworded with another verb) is trained, except where it asks what the held-out questions ask (its fact and
+    span): it is left out, so the held-out question stays one the model has not seen in any wording.
     """
     by_pair: dict[int, list[Rewrite]] = {}
     for rw in rewrites:
@@ -287,7 +289,11 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
                                       **common))
             else:
                 out.add_train(train_row(question=rw.question, role=rw.role, answer=answer, **common))
-    asked: dict[str, str] = {}  # fact -> the span whose questions are held out
+    asked: dict[str, str] = {}  # fact -> the span whose questions are held out: the first asked of a held-out fact
+    for item in rule_items:
+        if (item.kind == "wh" and item.fact not in held_out_facts
+                and is_eval_fact(seed, item.chunk_id, item.fact, eval_fraction)):
+            asked.setdefault(item.fact, item.span)
     for item in rule_items:
         if item.kind == "statement":  # plain text, always trained: it asks nothing to hold out
             out.add_train(text_row(text=item.answer, theme=item.theme, role=item.kind, file_name=item.doc_name,
@@ -295,10 +301,12 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
             continue
         common = dict(answer=item.answer, fact=item.fact, theme=item.theme, file_name=item.doc_name,
                       chunk_id=item.chunk_id)
-        if (item.kind == "wh" and item.fact not in held_out_facts
-                and is_eval_fact(seed, item.chunk_id, item.fact, eval_fraction)
-                and asked.setdefault(item.fact, item.span) == item.span):
+        asks_held_out = item.fact in asked and asked[item.fact] == item.span
+        if (item.kind == "wh" and asks_held_out and item.fact not in held_out_facts
+                and is_eval_fact(seed, item.chunk_id, item.fact, eval_fraction)):
             out.add_eval(eval_row(question=item.question, role=item.kind, train_question="", answers=[item.span],
                                   **common))
+        elif item.kind == "paraphrase" and asks_held_out:
+            continue  # a held-out question in other words (from any chunk that states the fact): it would give it away
         else:
             out.add_train(train_row(question=item.question, role=item.kind, **common))

@@ -321,3 +321,48 @@ def test_statement_rows_are_set_by_a_recipe_and_checked(tmp_path):
     assert parse_args([]).statement_rows == 0  # off in the default recipe
     with pytest.raises(ValueError, match="--statement_rows must be >= 0"):
         parse_args(["--statement_rows", "-1"])
+
+
+def test_relation_paraphrases_add_reworded_rule_questions_and_leave_the_held_out_ones_unseen(collect, docs_dir, tmp_path):
+    """--relation_paraphrases 2: rule-made questions asked again with another verb of the lexicon ('founded' ->
+    'established'), answered with their fact; every other row and the held-out file are as without it, and no
+    wording of a held-out question is trained. 0 writes what a run without the flag writes."""
+    from data_processor.relations import paraphrases
+
+    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--cloze_per_fact", "1",
+              "--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
+    runs = {}
+    for name, more in (("plain", ()), ("zero", ("--relation_paraphrases", "0")),
+                       ("two", ("--relation_paraphrases", "2"))):
+        out = tmp_path / f"{name}.jsonl"
+        assert collect(*_flags(docs_dir, out, *common, *more))[0] == 0
+        runs[name] = (out.read_bytes(), out.with_name(f"{name}.eval.jsonl").read_bytes())
+    assert runs["zero"] == runs["plain"]
+    assert runs["two"][1] == runs["plain"][1]  # the same held-out questions
+
+    rows = read_jsonl(tmp_path / "two.jsonl")
+    reworded = [r for r in rows if r["role"] == "paraphrase"]
+    assert [r for r in rows if r["role"] != "paraphrase"] == read_jsonl(tmp_path / "plain.jsonl")
+    assert reworded and all(r["conversations"][1]["value"] == r["fact"] for r in reworded)
+    questions = {r["conversations"][0]["value"] for r in reworded}
+    assert any("established" in q or "constructed" in q for q in questions)
+    summary = json.loads((tmp_path / "two.summary.json").read_text())["summary"]
+    assert summary["stages"]["rule_rows"]["paraphrase"] >= len(reworded)
+    held = read_jsonl(tmp_path / "two.eval.jsonl")
+    assert held
+    trained = {r["conversations"][0]["value"] for r in rows}
+    for e in held:
+        assert not set(paraphrases(e["question"], 100)) & trained, e["question"]
+
+
+def test_relation_paraphrases_are_set_by_a_recipe_checked_and_english_only(tmp_path):
+    from data_processor.config import parse_args
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("collect:\n  relation_paraphrases: 2\n")
+    assert parse_args(["--recipe", str(recipe)]).relation_paraphrases == 2
+    assert parse_args(["--recipe", str(recipe), "--relation_paraphrases", "0"]).relation_paraphrases == 0
+    assert parse_args([]).relation_paraphrases == 0  # off in the default recipe
+    assert parse_args(["--recipe", str(recipe), "--language", "zh"]).relation_paraphrases == 0
+    with pytest.raises(ValueError, match="--relation_paraphrases must be >= 0"):
+        parse_args(["--relation_paraphrases", "-1"])

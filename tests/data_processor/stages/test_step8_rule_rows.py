@@ -5,8 +5,9 @@ from data_processor.aliases import bridges
 from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
-from data_processor.stages.step8_rule_rows import (BLANK, alias_items, blank_spans, cloze_items, document_entity,
-                                                   document_title, run, statement_items, substituted)
+from data_processor.stages.step8_rule_rows import (BLANK, RuleItem, alias_items, blank_spans, cloze_items,
+                                                   document_entity, document_title, paraphrase_items, run,
+                                                   statement_items, substituted)
 
 SOURCE = (
     "The Saltlight Festival of Quillmere\n\n"
@@ -217,3 +218,37 @@ def test_run_counts_statement_rows():
                  sources=_alias_sources())
     assert result.counters["statement"] == len(result.items) == 3
     assert run(_alias_facts(), {}, {}, cloze_per_fact=1, wh_spans_per_fact=0).counters["statement"] == 0
+
+
+def test_paraphrase_items_reword_wh_and_alias_questions_with_their_answer_fact_and_span():
+    fact = Fact("d.txt#0", "d.txt", 0, ASHGROVE, "Drennick")
+    wh = RuleItem("wh", "Drennick was invented in 1923 by whom?", ASHGROVE, "d.txt", "d.txt#0", "Drennick", ASHGROVE,
+                  "Bartholomew Ashgrove")
+    alias = RuleItem("alias", "When was Drennick invented by the schoolteacher?", ASHGROVE, "d.txt", "d.txt#0",
+                     "Drennick", ASHGROVE, "Bartholomew Ashgrove")
+    cloze = cloze_items([fact], 1)[0]
+    plain = RuleItem("wh", "How many players does a team have?", ASHGROVE, "d.txt", "d.txt#0", "Drennick", ASHGROVE, "7")
+    items = paraphrase_items([cloze, wh, alias, plain], 2, seed=0)
+    assert [(i.kind, i.question) for i in items] == [
+        ("paraphrase", "Drennick was devised in 1923 by whom?"), ("paraphrase", "Drennick was created in 1923 by whom?"),
+        ("paraphrase", "When was Drennick devised by the schoolteacher?"),
+        ("paraphrase", "When was Drennick created by the schoolteacher?")]
+    assert all((i.answer, i.fact, i.span, i.chunk_id) == (ASHGROVE, ASHGROVE, "Bartholomew Ashgrove", "d.txt#0")
+               for i in items)
+    assert len(paraphrase_items([wh], 1, seed=0)) == 1 and paraphrase_items([wh], 0) == []
+    # a wording that is already a question of the fact is not made again
+    devised = RuleItem("wh", "Drennick was devised in 1923 by whom?", ASHGROVE, "d.txt", "d.txt#0", "Drennick",
+                       ASHGROVE, "Bartholomew Ashgrove")
+    assert [i.question for i in paraphrase_items([wh, devised], 5)] == ["Drennick was created in 1923 by whom?"]
+
+
+def test_run_counts_paraphrase_rows_after_the_questions_they_reword():
+    kw = dict(cloze_per_fact=1, wh_spans_per_fact=2, alias_rows=1, seed=3, sources=_alias_sources())
+    off = run(_alias_facts(), {}, {}, **kw)
+    on = run(_alias_facts(), {}, {}, relation_paraphrases=2, **kw)
+    assert off.counters["paraphrase"] == 0 and off.counters["wh"] > 0
+    assert on.counters["paraphrase"] == sum(i.kind == "paraphrase" for i in on.items) > 0
+    assert [i for i in on.items if i.kind != "paraphrase"] == off.items
+    kinds = [i.kind for i in on.items]
+    assert kinds.index("paraphrase") > max(k for k, kind in enumerate(kinds) if kind in ("wh", "alias"))
+    assert run(_alias_facts(), {}, {}, relation_paraphrases=2, **kw).items == on.items

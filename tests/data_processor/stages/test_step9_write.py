@@ -156,3 +156,36 @@ def test_write_rows_writes_statements_as_text_rows_never_held_out(tmp_path):
     (row,) = [json.loads(x) for x in open(tmp_path / "o.jsonl")]
     assert row == _text("Bridge\n\nThe bridge opened in 1911.") | {"theme": "Bridge"}
     assert (tmp_path / "o.eval.jsonl").read_text() == ""
+
+
+def test_paraphrases_of_held_out_questions_are_never_trained(tmp_path):
+    """A paraphrase of a held-out question (same fact and span) is left out; the other paraphrases are trained,
+    and the held-out choice is the one made without paraphrases."""
+    from data_processor.stages.step8_rule_rows import RuleItem
+    from data_processor.stages.step9_write import write_rows
+
+    fact = "Ada Pellingham built the bridge in 1911."
+
+    def item(kind, q, span):
+        return RuleItem(kind, q, fact, "a.txt", "a.txt#0", "Bridge", fact, span)
+
+    wh = [item("wh", "Who built the bridge in 1911?", "Ada Pellingham"),
+          item("wh", "In what year did Ada Pellingham build the bridge?", "1911")]
+    para = [item("paraphrase", "Who constructed the bridge in 1911?", "Ada Pellingham"),
+            item("paraphrase", "In what year did Ada Pellingham construct the bridge?", "1911")]
+
+    def run(name, items, fraction):
+        out = OutputSet(tmp_path / f"{name}.jsonl", tmp_path / f"{name}.eval.jsonl")
+        write_rows(out, [], [], items, fact_answers=True, seed=0, eval_fraction=fraction)
+        out.close()
+        return ([json.loads(x) for x in open(tmp_path / f"{name}.jsonl")],
+                [json.loads(x) for x in open(tmp_path / f"{name}.eval.jsonl")])
+
+    train, held = run("held", wh + para, 0.999999)
+    assert [e["question"] for e in held] == ["Who built the bridge in 1911?"]
+    assert [(r["role"], r["conversations"][0]["value"]) for r in train] == [
+        ("wh", "In what year did Ada Pellingham build the bridge?"),
+        ("paraphrase", "In what year did Ada Pellingham construct the bridge?")]
+    assert run("without", wh, 0.999999) == ([r for r in train if r["role"] != "paraphrase"], held)
+    train, held = run("none", wh + para, 0.0)
+    assert held == [] and [r["role"] for r in train] == ["wh", "wh", "paraphrase", "paraphrase"]
