@@ -405,13 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     recipe_file.write_text(f"# {args.name}: {args.recipe} with {' '.join(args.set) or 'no changes'}\n"
                            + yaml.safe_dump(recipe, sort_keys=False))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    failed = []
     for corpus in [c.strip() for c in args.corpus.split(",") if c.strip()]:
         for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
             row = run_one(args, recipe_file.resolve(), corpus, seed)
-            if row is not None:
-                with open(RESULTS, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            if row is None:
+                failed.append(f"{corpus} seed {seed}")
+                continue
+            with open(RESULTS, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
     print(write_table())
+    if failed:  # a queue of experiments must see it: the table above simply lacks the row
+        print(f"[knowledge] {args.name}: {len(failed)} run(s) failed and were not recorded: {', '.join(failed)}")
+        return 1
     return 0
 
 

@@ -242,6 +242,17 @@ def test_scale_from_refuses_a_source_trained_with_other_settings(tmp_path, monke
     monkeypatch.setattr(knowledge, "TABLE", tmp_path / "RESULTS.md")
     monkeypatch.setattr(knowledge.subprocess, "call", lambda *a, **k: pytest.fail("nothing may run"))
     assert knowledge.main(["--name", "scaled", "--set", "finetune.adapter_scale=0.5", "--scale_from", "src",
-                           "--runs_dir", str(runs)]) == 0
+                           "--runs_dir", str(runs)]) == 1  # refused: no row, and the exit code says so
     assert "differs in more than finetune.adapter_scale" in capsys.readouterr().out
     assert len(results.read_text().splitlines()) == 1
+
+
+def test_a_failed_run_is_not_recorded_and_the_exit_code_says_so(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setattr(knowledge, "RESULTS", results)
+    monkeypatch.setattr(knowledge, "TABLE", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(knowledge.subprocess, "call", lambda cmd, **k: 1)  # the main job fails (e.g. OOM-killed)
+    argv = ["--name", "broken", "--corpus", "dev", "--seeds", "42,7", "--runs_dir", str(tmp_path / "runs")]
+    assert knowledge.main(argv) == 1
+    assert not results.exists() or "broken" not in results.read_text()
+    assert "2 run(s) failed and were not recorded: dev seed 42, dev seed 7" in capsys.readouterr().out
