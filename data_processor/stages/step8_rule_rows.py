@@ -103,6 +103,12 @@ def document_entity(first_text: str, doc_name: str) -> str:
     return sentence_subject(first, proper_names(first_text)) or document_title(first_text, doc_name)
 
 
+def _title(fact: Fact, titles: dict[str, str] | None) -> str:
+    """The name a row gives the fact's document: its entry in ``titles``, else the document's theme, the
+    chunk's theme, the file name."""
+    return (titles or {}).get(fact.doc_name) or fact.doc_theme or fact.theme or fact.doc_name
+
+
 def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None = None,
                 names: dict[str, set[str]] | None = None) -> list[RuleItem]:
     """Up to ``per_fact`` fill-in-the-blank items per fact (the first spans in reading order).
@@ -113,7 +119,7 @@ def cloze_items(facts: list[Fact], per_fact: int, titles: dict[str, str] | None 
     if per_fact <= 0:
         return items
     for k, fact in enumerate(facts):
-        title = (titles or {}).get(fact.doc_name) or fact.doc_theme or fact.theme or fact.doc_name
+        title = _title(fact, titles)
         for j, (s, e) in enumerate(blank_spans(fact.text, (names or {}).get(fact.chunk_id))[:per_fact]):
             text = fact.text[:s] + BLANK + fact.text[e:]
             templates = _templates(fact.text)
@@ -257,7 +263,7 @@ def statement_items(facts: list[Fact], per_chunk: int, titles: dict[str, str] | 
     items: list[RuleItem] = []
     for chunk_id, chunk_facts in by_chunk.items():
         first = chunk_facts[0]
-        title = (titles or {}).get(first.doc_name) or first.doc_theme or first.theme or first.doc_name
+        title = _title(first, titles)
         ordered = in_document_order([f.text for f in chunk_facts], (sources or {}).get(chunk_id, ""))
         for text in statement_texts(ordered, title, per_chunk, seed, chunk_id):
             items.append(RuleItem("statement", "", text, first.doc_name, chunk_id, first.theme, "", ""))
