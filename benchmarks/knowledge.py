@@ -1,11 +1,11 @@
-"""Recipe experiments: the main job on the dev corpus and the frozen test corpus, several seeds, one table.
+"""Recipe experiments: the main job on the dev corpora and the frozen test corpus, several seeds, one table.
 
-    python benchmarks/knowledge.py --name default --corpus dev,test --seeds 42,7
+    python benchmarks/knowledge.py --name default --corpus test2 --seeds 42,7   # report an adopted recipe
     python benchmarks/knowledge.py --name default --corpus dev,external_dev --seeds 42,7   # tune on both dev sets
     python benchmarks/knowledge.py --name lr1e-3 --set finetune.learning_rate=1e-3 --corpus dev --seeds 42
     python benchmarks/knowledge.py --name bare --entry bare --corpus test --seeds 42   # the four-command chain
-    python benchmarks/knowledge.py --name lr-s0.8 --set finetune.learning_rate=1e-3 finetune.adapter_scale=0.8 \
-        --scale_from lr1e-3 --corpus dev --seeds 42   # lr1e-3's saved adapter scaled by 0.8: no training
+    # lr1e-3's saved adapter scaled by 0.8, no training:
+    python benchmarks/knowledge.py --name lr-s0.8 --set finetune.learning_rate=1e-3 finetune.adapter_scale=0.8 --scale_from lr1e-3 --corpus dev --seeds 42
 
 Each (corpus, seed) is one ``python -m quickstart`` run into runs/knowledge/<name>/<corpus>-s<seed>
 (or, with ``--entry bare``, the commands a user types: shells/collect_data.sh, shells/finetune_lora_ds.sh,
@@ -14,13 +14,15 @@ with the recipe ``--recipe`` changed by the ``--set section.key=value`` override
 recipe is saved beside the runs). The training seed is the ``--seed`` of finetune.py; the collection
 is the same for every seed. Corpora: ``dev`` (examples/docs, written beside the rules), ``external_dev``
 (examples/external_dev: SQuAD 2.0 paragraphs with crowd-written questions, CC BY-SA 4.0; it has no control
-set of its own and uses dev's) and ``test`` (examples/test_corpus, frozen). Collector replies are shared between experiments through a reply cache per
+set of its own and uses dev's), ``test`` (examples/test_corpus: written by the same hands as dev and read for
+tuning, so a second dev set now) and ``test2`` (examples/test_corpus_v2, frozen: questions written by the
+discipline in its README; measured with test's control set). Collector replies are shared between experiments through a reply cache per
 corpus (runs/knowledge/cache/), so a recipe that changes only training settings collects in seconds.
 
 Every finished run appends a line to benchmarks/knowledge/results.jsonl (the command that reproduces
 it, the recipe, the scores, the time per stage); the table of all experiments, mean and spread over
 seeds, is rewritten to benchmarks/knowledge/RESULTS.md and printed. Tune on ``dev`` and ``external_dev``;
-``test`` is for reporting. Besides the updated and base models' accuracy, every row has the reading baseline
+``test2`` is for reporting, once per adopted recipe. Besides the updated and base models' accuracy, every row has the reading baseline
 (``held_out_open_book``: the base model with each question's document in its prompt, evaluate.py
 --open_book) and the forgetting measure on general text (``general_nll``, ``general_nll_base`` and
 ``general_nll_change_pct``: mean token NLL on examples/general_text.jsonl).
@@ -43,6 +45,7 @@ eval_extra/ are reused, so only a set new to that run is generated).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import shutil
@@ -394,7 +397,8 @@ def summary_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(ExperimentArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
+    (args,) = HfArgumentParser(ExperimentArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+                             ).parse_args_into_dataclasses(args=argv)
     if args.score_extra:
         rc = rescore_rows(args)
         print(write_table())
@@ -432,7 +436,8 @@ def write_table() -> str:
                      "its prompt (the line closed-book training must cross); NLL Δ: the updated model's mean token NLL "
                      "on examples/general_text.jsonl against the base model's, mean over the seeds (a rise is "
                      "forgetting). Tune on dev and external_dev (examples/external_dev: SQuAD 2.0 paragraphs and "
-                     "crowd-written questions, CC BY-SA 4.0); test is examples/test_corpus (frozen); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
+                     "crowd-written questions, CC BY-SA 4.0); test is examples/test_corpus (read for tuning: a second dev "
+                     "set); test2 is examples/test_corpus_v2 (frozen, reported once per adopted recipe); dev+40: the dev run on benchmarks/knowledge/dev_extra_qa.jsonl "
                      "(held_out_extra_base in results.jsonl: the base model); dev-desc: the dev run on "
                      "benchmarks/knowledge/dev_descriptive_qa.jsonl, questions that name entities by description or "
                      "ask why/how (held_out_descriptive_base: the base model); ctrl+40 and its base: on "
