@@ -7,8 +7,9 @@ Scaling a LoRA update by s < 1 pulls the model part of the way back to the base:
 know less of the new facts. This measures the trade-off without training again: the run's adapter is
 scaled into <run_dir>/scaled/s<scale>, and one evaluate.py run scores the base model and every scale on
 the corpus's held-out questions and control questions (dev: also benchmarks/knowledge's 40 extra
-questions and 40 extra control questions). Results go to <run_dir>/scaled/eval; the table (share of
-questions whose answer contains an expected answer) is printed and written to <run_dir>/scaled/table.md.
+questions and 40 extra control questions), and every model's mean token NLL on examples/general_text.jsonl
+(the forgetting measure) is taken beside. Results go to <run_dir>/scaled/eval; the table (share of
+questions whose answer contains an expected answer, and the general-text NLL change against the base model) is printed and written to <run_dir>/scaled/table.md.
 """
 from __future__ import annotations
 
@@ -33,11 +34,20 @@ def question_files(corpus: str) -> list[str]:
 
 
 def scores_table(results: dict, labels: list[str], files: list[str]) -> str:
-    """One row per model (base first), one column per question file: contains-accuracy."""
+    """One row per model (base first), one column per question file: contains-accuracy; then, where evaluate.py
+    measured it, the change of the mean token NLL on general text against the base model (the forgetting that
+    scaling should trade against the accuracy)."""
     sets = results["sets"]
     names = [Path(f).stem for f in files]
     body = [[label, *(f"{sets[n]['summary'][label]['contains']:.3f}" for n in names)] for label in labels]
-    return format_table(["model", *names], body, align="l" + "r" * len(names))
+    header = ["model", *names]
+    general = results.get("general_text")
+    if general:
+        header.append("general NLL change")
+        for row, label in zip(body, labels):
+            pct = general["change_pct"].get(label)
+            row.append("-" if pct is None else f"{pct:+.1f}%")
+    return format_table(header, body, align="l" + "r" * (len(header) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:
