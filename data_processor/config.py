@@ -102,6 +102,14 @@ class CollectConfig:
                 "into'), from a shipped lexicon (data_processor/lexicon/relations_en.txt; English only; role "
                 "'paraphrase'), answered like the question they reword. A question with no verb of the lexicon "
                 "gives none. 0 = none."})
+    cause_questions: int = field(default=0, metadata={
+        "help": "Why/how questions per cause, purpose or means clause of a fact (because, due to, as a result of, "
+                "since, ', so'; in order to, so that, 'to <verb>' after a complete clause; 'by <verb>ing'; 'X was "
+                "caused by', 'X led to'): the clause removed and the clause it explains inverted ('The Rhine was "
+                "regulated to counteract the flooding.' -> 'Why was the Rhine regulated?', then 'For what purpose "
+                "was the Rhine regulated?'; 'What will cause the lake to silt up?'; 'How does the theory formalize "
+                "this intuition?'), answered with the fact (data_processor/causes.py; English only; role 'cause'). "
+                "A fact whose clause cannot be inverted gives none. Off by default until measured. 0 = none."})
     resolve_pronouns: bool = field(default=False, metadata={
         "help": "Make each fact self-contained: a leading it/he/she/its/his/her becomes what it refers to "
                 "(the previous sentence's subject or the document's subject, from its title; English only)."})
@@ -152,6 +160,8 @@ class CollectConfig:
             problems.append("--statement_rows must be >= 0")
         if self.relation_paraphrases < 0:
             problems.append("--relation_paraphrases must be >= 0")
+        if self.cause_questions < 0:
+            problems.append("--cause_questions must be >= 0")
         if self.qa_amount_per_fact < 0:
             problems.append("--qa_amount_per_fact must be >= 0")
         if self.personas_per_document < 0:
@@ -172,14 +182,15 @@ class CollectConfig:
         if problems:
             raise ValueError("; ".join(problems))
         if self.language != "en" and (self.wh_spans_per_fact or self.resolve_pronouns or self.alias_rows
-                                      or self.relation_paraphrases):
+                                      or self.relation_paraphrases or self.cause_questions):
             # The rule-made questions and the pronoun rules are English grammar; a recipe tuned on English
             # documents must still run on others.
             logging.getLogger(__name__).info("--language %s: the English-only rules (--wh_spans_per_fact, "
-                                             "--resolve_pronouns, --alias_rows, --relation_paraphrases) are off",
+                                             "--resolve_pronouns, --alias_rows, --relation_paraphrases, "
+                                             "--cause_questions) are off",
                                              self.language)
             self.wh_spans_per_fact, self.resolve_pronouns, self.alias_rows = 0, False, 0
-            self.relation_paraphrases = 0
+            self.relation_paraphrases, self.cause_questions = 0, 0
 
     # -- derived ---------------------------------------------------------------------------------------
     @property

@@ -247,7 +247,8 @@ def _run_wave(cfg, llm, wave, first_chunk, templates, angles, fallback_roles, ou
     rule_items = summary.add(rule_rows.STAGE, rule_rows.run(
         all_facts, titles, names, cloze_per_fact=cfg.cloze_per_fact, wh_spans_per_fact=cfg.wh_spans_per_fact,
         wh_phrasings=cfg.wh_phrasings, wh_keywords=cfg.wh_keywords, alias_rows=cfg.alias_rows,
-        statement_rows=cfg.statement_rows, relation_paraphrases=cfg.relation_paraphrases, seed=cfg.seed,
+        statement_rows=cfg.statement_rows, relation_paraphrases=cfg.relation_paraphrases,
+        cause_questions=cfg.cause_questions, seed=cfg.seed,
         sources=chunk_text_by_id))
     if cfg.anchor_questions:
         pairs, rewrites = qa.anchor_questions(pairs, rewrites, wave, titles)

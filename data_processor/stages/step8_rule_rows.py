@@ -21,6 +21,9 @@ question later supplies. Two kinds, each answered with the fact sentence:
 * ``paraphrase`` (``--relation_paraphrases``): a ``wh`` or ``alias`` question asked with another verb for the
   same relation ("Who invented drennick?" -> "Who devised drennick?"; data_processor/relations.py), answered
   like the question it rewords.
+* ``cause`` (``--cause_questions``): a why- or how-question about a fact's cause, purpose or means clause, asked
+  without it ("The Rhine was regulated to counteract the flooding." -> "Why was the Rhine regulated?";
+  data_processor/causes.py), answered with the fact.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..aliases import Bridge, bridges, stated_in, word_classes
+from .. import causes
 from ..parsing import CJK_CHAR, STOP_EN, anchor_words, normalize, proper_names
 from ..relations import paraphrases
 from ..rules import find_spans, is_verb, present_lemma, questions_for, sentence_subject, title_entity
@@ -56,7 +60,7 @@ def _templates(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuleItem:
-    kind: str  # cloze | wh | alias | statement | paraphrase
+    kind: str  # cloze | wh | alias | statement | paraphrase | cause
     question: str  # "" for a statement
     answer: str  # a statement's text
     doc_name: str
@@ -290,12 +294,24 @@ def paraphrase_items(items: list[RuleItem], per_question: int, seed: int = 0) ->
     return out
 
 
+def cause_items(facts: list[Fact], per_clause: int, names: dict[str, set[str]] | None = None) -> list[RuleItem]:
+    """Up to ``per_clause`` why/how questions per cause, purpose or means clause of each fact
+    (:func:`~data_processor.causes.cause_questions`), answered with the fact; the item's span is the clause asked
+    about. ``names`` as for :func:`cloze_items`."""
+    if per_clause <= 0:
+        return []
+    return [_item("cause", q, f, clause)
+            for f in facts
+            for q, clause in causes.cause_questions(f.text, per_clause, (names or {}).get(f.chunk_id))]
+
+
 def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *,
         cloze_per_fact: int, wh_spans_per_fact: int, wh_phrasings: int = 1,
         wh_keywords: int = 0, alias_rows: int = 0, statement_rows: int = 0, relation_paraphrases: int = 0,
-        seed: int = 0, sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
-    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``alias``, ``paraphrase`` and ``statement``
-    (rows of each kind).
+        cause_questions: int = 0, seed: int = 0,
+        sources: dict[str, str] | None = None) -> StageResult[list[RuleItem]]:
+    """Every rule-made row of a wave. Counters: ``cloze``, ``wh``, ``alias``, ``paraphrase``, ``cause`` and
+    ``statement`` (rows of each kind).
 
     ``sources`` maps a chunk id to its text (the alias rows take only descriptions it states; the statements
     follow its order); ``seed`` draws the statements' shuffles and the paraphrases. The paraphrases come after
@@ -304,7 +320,8 @@ def run(facts: list[Fact], titles: dict[str, str], names: dict[str, set[str]], *
              + wh_items(facts, wh_spans_per_fact, names, wh_phrasings, wh_keywords)
              + alias_items(facts, alias_rows, names, sources, titles))
     items = (asked + paraphrase_items(asked, relation_paraphrases, seed)
+             + cause_items(facts, cause_questions, names)
              + statement_items(facts, statement_rows, titles, sources, seed))
-    counters = Counter(cloze=0, wh=0, alias=0, paraphrase=0, statement=0)
+    counters = Counter(cloze=0, wh=0, alias=0, paraphrase=0, cause=0, statement=0)
     counters.update(item.kind for item in items)
     return StageResult(items, counters)

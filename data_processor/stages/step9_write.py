@@ -267,7 +267,11 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
     fact stays in training: the held-out question asks for a fact the model was taught in other words.
     A ``statement`` item becomes a plain-text row (:func:`text_row`). A ``paraphrase`` item (a rule-made question
     reworded with another verb) is trained, except where it asks what the held-out questions ask (its fact and
-    span): it is left out, so the held-out question stays one the model has not seen in any wording.
+    span): it is left out, so the held-out question stays one the model has not seen in any wording. A ``cause``
+    item (a why/how question about a clause of the fact) is trained like a ``wh`` question about another span,
+    except where the clause it asks about holds the held-out span ("Why did the festival begin?", answered "because
+    of the Great Gale of 1846", when the held-out question asks for 1846): it is left out for the same reason.
+    Neither kind changes which questions are held out.
     """
     by_pair: dict[int, list[Rewrite]] = {}
     for rw in rewrites:
@@ -308,5 +312,7 @@ def write_rows(out: OutputSet, pairs: list[QAPair], rewrites: list[Rewrite], rul
                                   **common))
         elif item.kind == "paraphrase" and asks_held_out:
             continue  # a held-out question in other words (from any chunk that states the fact): it would give it away
+        elif item.kind == "cause" and item.fact in asked and asked[item.fact].lower() in item.span.lower():
+            continue  # its answer is the held-out span: the held-out question asked another way
         else:
             out.add_train(train_row(question=item.question, role=item.kind, **common))

@@ -366,3 +366,52 @@ def test_relation_paraphrases_are_set_by_a_recipe_checked_and_english_only(tmp_p
     assert parse_args(["--recipe", str(recipe), "--language", "zh"]).relation_paraphrases == 0
     with pytest.raises(ValueError, match="--relation_paraphrases must be >= 0"):
         parse_args(["--relation_paraphrases", "-1"])
+
+
+def test_cause_questions_add_why_rows_and_leave_the_held_out_ones_unseen(collect, docs_dir, tmp_path):
+    """--cause_questions 2: why-questions about a fact's cause or purpose clause, answered with their fact; every
+    other row and the held-out file are as without it, and no trained one asks for a held-out span. 0 writes what
+    a run without the flag writes."""
+    from data_processor.causes import cause_questions
+
+    (docs_dir / "lake.txt").write_text(
+        "Lake Orrin\n\nLake Orrin will silt up because of the continuous input of sediment from the river. The "
+        "Orrin dam was built in 1931 to protect the valley from floods. In 2019 the villagers set a record by "
+        "floating 3,016 lanterns on the lake.", encoding="utf-8")
+    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--cloze_per_fact", "1",
+              "--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
+    runs = {}
+    for name, more in (("plain", ()), ("zero", ("--cause_questions", "0")), ("two", ("--cause_questions", "2"))):
+        out = tmp_path / f"{name}.jsonl"
+        assert collect(*_flags(docs_dir, out, *common, *more))[0] == 0
+        runs[name] = (out.read_bytes(), out.with_name(f"{name}.eval.jsonl").read_bytes())
+    assert runs["zero"] == runs["plain"]
+    assert runs["two"][1] == runs["plain"][1]  # the same held-out questions
+
+    rows = read_jsonl(tmp_path / "two.jsonl")
+    why = [r for r in rows if r["role"] == "cause"]
+    assert [r for r in rows if r["role"] != "cause"] == read_jsonl(tmp_path / "plain.jsonl")
+    assert why and all(r["conversations"][1]["value"] == r["fact"] for r in why)
+    questions = {r["conversations"][0]["value"] for r in why}
+    assert questions & {"Why will Lake Orrin silt up?", "Why was the Orrin dam built in 1931?",
+                        "How did the villagers set a record in 2019?"}
+    summary = json.loads((tmp_path / "two.summary.json").read_text())["summary"]
+    assert summary["stages"]["rule_rows"]["cause"] >= len(why)
+    held = read_jsonl(tmp_path / "two.eval.jsonl")
+    assert held
+    for r in why:  # the clause a trained why-question asks about never holds a held-out answer of its fact
+        clauses = [c for q, c in cause_questions(r["fact"], 2) if q == r["conversations"][0]["value"]]
+        assert clauses and not any(e["fact"] == r["fact"] and e["answers"][0] in clauses[0] for e in held)
+
+
+def test_cause_questions_are_set_by_a_recipe_checked_and_english_only(tmp_path):
+    from data_processor.config import parse_args
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("collect:\n  cause_questions: 2\n")
+    assert parse_args(["--recipe", str(recipe)]).cause_questions == 2
+    assert parse_args(["--recipe", str(recipe), "--cause_questions", "0"]).cause_questions == 0
+    assert parse_args([]).cause_questions == 0  # off in the default recipe
+    assert parse_args(["--recipe", str(recipe), "--language", "zh"]).cause_questions == 0
+    with pytest.raises(ValueError, match="--cause_questions must be >= 0"):
+        parse_args(["--cause_questions", "-1"])

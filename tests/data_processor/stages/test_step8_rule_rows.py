@@ -5,7 +5,7 @@ from data_processor.aliases import bridges
 from data_processor.parsing import anchor_words, is_repetitive, proper_names
 from data_processor.stages.step4_facts import Fact
 from data_processor.stages.step5_qa import anchor_question
-from data_processor.stages.step8_rule_rows import (BLANK, RuleItem, alias_items, blank_spans, cloze_items,
+from data_processor.stages.step8_rule_rows import (BLANK, RuleItem, alias_items, blank_spans, cause_items, cloze_items,
                                                    document_entity, document_title, paraphrase_items, run,
                                                    statement_items, substituted)
 
@@ -252,3 +252,29 @@ def test_run_counts_paraphrase_rows_after_the_questions_they_reword():
     kinds = [i.kind for i in on.items]
     assert kinds.index("paraphrase") > max(k for k, kind in enumerate(kinds) if kind in ("wh", "alias"))
     assert run(_alias_facts(), {}, {}, relation_paraphrases=2, **kw).items == on.items
+
+
+LAKE = "Lake Orrin will silt up because of the continuous input of sediment from the Orrin river."
+
+
+def test_cause_items_ask_why_of_a_fact_with_a_cause_clause_answered_with_the_fact():
+    facts = _alias_facts() + [Fact("l.txt#0", "l.txt", 0, LAKE, "Lake Orrin")]
+    items = cause_items(facts, 2, {"l.txt#0": {"lake", "orrin"}})
+    assert [(i.kind, i.question) for i in items] == [("cause", "Why will Lake Orrin silt up?"),
+                                                     ("cause", "What will cause Lake Orrin to silt up?")]
+    assert all((i.answer, i.fact, i.span, i.chunk_id, i.doc_name) == (
+        LAKE, LAKE, "because of the continuous input of sediment from the Orrin river", "l.txt#0", "l.txt")
+        for i in items)
+    assert [i.question for i in cause_items(facts, 1)] == ["Why will Lake Orrin silt up?"]
+    assert cause_items(facts, 0) == [] and cause_items(_alias_facts(), 3) == []  # no cause clause: none
+
+
+def test_run_counts_cause_rows_and_leaves_the_other_rows_as_they_were():
+    facts = _alias_facts() + [Fact("l.txt#0", "l.txt", 0, LAKE, "Lake Orrin")]
+    kw = dict(cloze_per_fact=1, wh_spans_per_fact=2, alias_rows=1, statement_rows=1, sources=_alias_sources())
+    off = run(facts, {}, {}, **kw)
+    on = run(facts, {}, {}, cause_questions=2, **kw)
+    assert off.counters["cause"] == 0 and on.counters["cause"] == 2
+    assert [i for i in on.items if i.kind != "cause"] == off.items
+    kinds = [i.kind for i in on.items]
+    assert kinds.index("cause") > max(k for k, kind in enumerate(kinds) if kind in ("wh", "alias"))

@@ -189,3 +189,35 @@ def test_paraphrases_of_held_out_questions_are_never_trained(tmp_path):
     assert run("without", wh, 0.999999) == ([r for r in train if r["role"] != "paraphrase"], held)
     train, held = run("none", wh + para, 0.0)
     assert held == [] and [r["role"] for r in train] == ["wh", "wh", "paraphrase", "paraphrase"]
+
+
+def test_cause_questions_about_a_held_out_span_are_never_trained(tmp_path):
+    """A cause item whose clause holds the span a held-out question asks for is left out; the others (of the same
+    fact) are trained; the held-out choice is the one made without cause items."""
+    from data_processor.stages.step8_rule_rows import RuleItem
+    from data_processor.stages.step9_write import write_rows
+
+    fact = "The festival began in 1847 because of the Great Gale of 1846."
+    other = "The Ostrel bridge was built in 1911 to carry the tram."
+
+    def item(kind, q, span, f=fact):
+        return RuleItem(kind, q, f, "a.txt", "a.txt#0", "Festival", f, span)
+
+    wh = [item("wh", "In what year did the festival begin because of the Great Gale?", "1846"),
+          item("wh", "In what year was the Ostrel bridge built?", "1911", other)]
+    cause = [item("cause", "Why did the festival begin in 1847?", "because of the Great Gale of 1846"),
+             item("cause", "Why was the Ostrel bridge built in 1911?", "to carry the tram", other)]
+
+    def run(name, items):
+        out = OutputSet(tmp_path / f"{name}.jsonl", tmp_path / f"{name}.eval.jsonl")
+        write_rows(out, [], [], items, fact_answers=True, seed=0, eval_fraction=0.999999)
+        out.close()
+        return ([json.loads(x) for x in open(tmp_path / f"{name}.jsonl")],
+                [json.loads(x) for x in open(tmp_path / f"{name}.eval.jsonl")])
+
+    train, held = run("with", wh + cause)
+    assert {e["answers"][0] for e in held} == {"1846", "1911"}
+    # the bridge's cause question asks for the purpose, not the held-out year: trained, answered with its fact
+    assert [(r["role"], r["conversations"][0]["value"], r["conversations"][1]["value"]) for r in train] == [
+        ("cause", "Why was the Ostrel bridge built in 1911?", other)]
+    assert run("without", wh) == ([], held)
