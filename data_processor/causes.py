@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 
 from .parsing import CJK_CHAR, STOP_EN
-from .rules import (_AUX, _HAVE, _MODALS, _NO_SUBJECT_START, _ask, _clause_after, _finish, _main_verb, find_spans,
-                    is_verb, past_lemma, present_lemma)
+from .rules import (AUX, HAVE_DO, MODALS, NO_SUBJECT_START, ask_question, clause_after, find_spans, finish_question,
+                    is_main_verb, is_verb, past_lemma, present_lemma)
 
 REASON, PURPOSE, MEANS, RESULT, CAUSED_BY, LED_TO = "reason", "purpose", "means", "result", "caused_by", "led_to"
 
@@ -127,14 +127,14 @@ def _present_base(word: str) -> str | None:
 
 def _verb_at(tokens: list[tuple[int, int, str]], idx: int) -> bool:
     """Whether ``tokens[idx]`` is the clause's finite verb: an auxiliary or modal, a verb
-    :func:`~data_processor.rules._main_verb` takes, or a present verb that is also a plural noun where the word
+    :func:`~data_processor.rules.is_main_verb` takes, or a present verb that is also a plural noun where the word
     after it ("the ferry sails twice", "the water falls into"), an -ly adverb before it, or the end of a clause
     of three words ("The lantern sinks" before a connective) makes it a verb."""
     word = tokens[idx][2].lower().strip(",.;:")
     previous = tokens[idx - 1][2].lower()
     if previous in ("a", "an", "the", "its", "their", "his", "her"):
         return False
-    if word in _MODALS or word in _DO or _main_verb(tokens, idx):
+    if word in MODALS or word in _DO or is_main_verb(tokens, idx):
         return True
     following = tokens[idx + 1][2].lower().strip(",.;:") if idx + 1 < len(tokens) else ""
     subject = [t[2].lower() for t in tokens[:idx]]
@@ -149,7 +149,7 @@ def _split_adverbial(text: str) -> tuple[str, str] | None:
     "Each year, the islanders set ..."), ``("", text)`` for a clause that starts with its subject, ``None``
     for one that starts with a subordinate clause or a fronted phrase whose end is not clear."""
     first = text.split(" ", 1)[0].lower().strip(",")
-    if first not in _NO_SUBJECT_START:
+    if first not in NO_SUBJECT_START:
         return "", text
     comma = text.find(", ")
     if 0 < comma and len(text[:comma].split()) <= 6:
@@ -170,7 +170,7 @@ def _own_phrase(rest: str) -> str | None:
     """What follows a clause's verb up to the connective, when it is all the verb's own: ``rest`` itself, or
     its part before a comma when what the comma sets off has no verb ("was called for, with an upper canal
     near Diepoldsau, in order to ..."); ``None`` when another clause starts in it."""
-    own = _clause_after(" " + rest + " ").strip()
+    own = clause_after(" " + rest + " ").strip()
     if own == rest:
         return rest
     aside = rest[len(own):]
@@ -215,22 +215,22 @@ def split_clause(text: str, known_names: set[str] | None = None) -> Clause | Non
         if subject.split()[0].lower() in _PRONOUN_SUBJECT or rest is None:
             return None  # a bare pronoun says nothing closed-book; a second clause would be asked about too
         words = [w.lower().strip(",.;:") for w in rest.split()]
-        if any(w in _AUX or w in _HAVE or w in _MODALS or (_present_base(w) and nxt.endswith("ing"))
+        if any(w in AUX or w in HAVE_DO or w in MODALS or (_present_base(w) and nxt.endswith("ing"))
                for w, nxt in zip(words, words[1:] + [""])):
             return None  # a second finite verb ("a dial built for one latitude needs adjusting"): split wrongly
-        if words and words[0] in ("by", "for") and word not in _AUX and _participle(word):
+        if words and words[0] in ("by", "for") and word not in AUX and _participle(word):
             return None  # "a dial built for one latitude": a participle, not the verb
-        if word in _AUX and words and words[0] in ("a", "an", "the") and any(_participle(w) for w in words[1:]):
+        if word in AUX and words and words[0] in ("a", "an", "the") and any(_participle(w) for w in words[1:]):
             return None  # "is a milky sap collected by cutting": the clause asked about is the participle's
         while words and words[-1] in _HEDGES:
             words.pop()
             rest = rest.rsplit(None, 1)[0] if " " in rest else ""
-        if word not in _AUX and word not in _MODALS and word not in _DO and word not in _HAVE and not rest \
+        if word not in AUX and word not in MODALS and word not in _DO and word not in HAVE_DO and not rest \
                 and _participle(word):
             return None  # "A hoop made because ...": a participle, not a verb
         if tail:
             tail = tail[:1].lower() + tail[1:] if tail.split()[0].lower() in STOP_EN or tail.split()[0].lower() in \
-                _NO_SUBJECT_START else tail
+                NO_SUBJECT_START else tail
         return Clause(_as_asked(subject, known_names), word, rest, tail)
     return None
 
@@ -242,11 +242,11 @@ def _rest(c: Clause) -> str:
 def inverted(c: Clause, wh: str) -> str:
     """``wh`` + the clause inverted: "Why was the Rhine regulated?", "How does the theory formalize ...?"."""
     subj, rest = c.subject, c.rest.split()
-    if c.verb in _MODALS or c.verb in _DO or (c.verb in _HAVE and rest and _participle(rest[0])):
-        return _finish(f"{wh} {c.verb} {subj} {_rest(c)}")  # an auxiliary moves as it is
-    if c.verb not in _AUX and c.verb not in _HAVE and not present_lemma(c.verb) and not past_lemma(c.verb):
-        return _finish(f"{wh} does {subj} {_present_base(c.verb)} {_rest(c)}")  # "sinks", also a noun
-    return _ask(wh, c.verb, c.subject, _rest(c))
+    if c.verb in MODALS or c.verb in _DO or (c.verb in HAVE_DO and rest and _participle(rest[0])):
+        return finish_question(f"{wh} {c.verb} {subj} {_rest(c)}")  # an auxiliary moves as it is
+    if c.verb not in AUX and c.verb not in HAVE_DO and not present_lemma(c.verb) and not past_lemma(c.verb):
+        return finish_question(f"{wh} does {subj} {_present_base(c.verb)} {_rest(c)}")  # "sinks", also a noun
+    return ask_question(wh, c.verb, c.subject, _rest(c))
 
 
 def what_caused(c: Clause) -> str | None:
@@ -260,25 +260,25 @@ def what_caused(c: Clause) -> str | None:
     if head and (last.endswith("ly") or last in ("only", "also", "still", "often", "always")):
         subj, to = " ".join(head), f"to {last}"  # "a source quickly attracts" -> "a source to quickly attract"
     rest = _rest(c)
-    if c.verb in _AUX:
+    if c.verb in AUX:
         cause = "caused" if c.verb in ("was", "were") else "causes"
-        return _finish(f"What {cause} {subj} {to} be {rest}")
+        return finish_question(f"What {cause} {subj} {to} be {rest}")
     if c.verb in ("will", "would"):
-        return _finish(f"What {c.verb} cause {subj} {to} {rest}")
-    if c.verb in _MODALS:
+        return finish_question(f"What {c.verb} cause {subj} {to} {rest}")
+    if c.verb in MODALS:
         return None
     if c.verb in _DO:
-        return _finish(f"What {'caused' if c.verb == 'did' else 'causes'} {subj} {to} {rest}")
-    if c.verb in _HAVE:
+        return finish_question(f"What {'caused' if c.verb == 'did' else 'causes'} {subj} {to} {rest}")
+    if c.verb in HAVE_DO:
         if words and words[0] == "been":
-            return _finish(f"What {c.verb} caused {subj} {to} be {' '.join(words[1:])} {c.tail}")
+            return finish_question(f"What {c.verb} caused {subj} {to} be {' '.join(words[1:])} {c.tail}")
         if words and _participle(words[0]):
             return None
-        return _finish(f"What {'caused' if c.verb == 'had' else 'causes'} {subj} {to} have {rest}")
+        return finish_question(f"What {'caused' if c.verb == 'had' else 'causes'} {subj} {to} have {rest}")
     if base := present_lemma(c.verb) or (None if past_lemma(c.verb) else _present_base(c.verb)):
-        return _finish(f"What causes {subj} {to} {base} {rest}")
+        return finish_question(f"What causes {subj} {to} {base} {rest}")
     if base := past_lemma(c.verb):
-        return _finish(f"What caused {subj} {to} {base} {rest}")
+        return finish_question(f"What caused {subj} {to} {base} {rest}")
     return None
 
 
@@ -286,7 +286,7 @@ def _clause_verb(text: str) -> bool:
     """Whether ``text`` (what follows "since", "so that", ", so") starts a clause: a finite verb in its first
     eight words, after at least one word of subject."""
     words = [w.lower().strip(",.;:") for w in text.split()[:8]]
-    return any(is_verb(w) or w in _MODALS for w in words[1:])
+    return any(is_verb(w) or w in MODALS for w in words[1:])
 
 
 def _purpose_to(c: Clause, main: str, after: str, fronted: bool) -> bool:
@@ -304,7 +304,7 @@ def _purpose_to(c: Clause, main: str, after: str, fronted: bool) -> bool:
     before = (c.rest.split() or [c.verb])[-1].lower().strip(",")
     if before in _NOT_BEFORE_PURPOSE or _verb_lemma(before) in _CATENATIVE:
         return False  # "wants to", "began to", "was forced to", "is able to", "has to", "an attempt to"
-    if (c.verb not in _AUX and c.verb not in _MODALS and c.verb not in _DO and _verb_lemma(c.verb) != "use"
+    if (c.verb not in AUX and c.verb not in MODALS and c.verb not in _DO and _verb_lemma(c.verb) != "use"
             and _verb_lemma(c.verb) in _CATENATIVE):
         return False  # "asked her to leave", "helped the town to grow"
     for w in (w.lower().strip(",") for w in main.split()):
@@ -366,33 +366,33 @@ def _questions(sentence: str, kind: str, start: int, end: int, per_clause: int,
     if kind == CAUSED_BY:
         subject = sentence[:start].strip()
         if (not subject or "," in subject or len(subject.split()) > 8 or subject.split()[0].lower() in
-                _PRONOUN_SUBJECT or subject.split()[0].lower() in _NO_SUBJECT_START or not after):
+                _PRONOUN_SUBJECT or subject.split()[0].lower() in NO_SUBJECT_START or not after):
             return []
         subj, past = _as_asked(subject, known_names), connective.split()[0] in ("was", "were")
-        qs = [_finish(f"What {'caused' if past else 'causes'} {subj}"),
-              _finish(f"What {'was' if past else 'is'} the cause of {subj}")]
+        qs = [finish_question(f"What {'caused' if past else 'causes'} {subj}"),
+              finish_question(f"What {'was' if past else 'is'} the cause of {subj}")]
         return [(q, after.rstrip(".")) for q in qs[:per_clause]]
     if kind == LED_TO:
         c = split_clause(_main_before(sentence, end), known_names)
-        result = _clause_after(after).strip().rstrip(".")
+        result = clause_after(after).strip().rstrip(".")
         if not c or c.verb != "led" or c.rest != "to" or c.tail or len(result.split()) < 2 or not result[:1].islower():
             return []
-        return [(_finish(f"What led to {result}"), sentence[:start].strip())]
+        return [(finish_question(f"What led to {result}"), sentence[:start].strip())]
     if kind == RESULT:
         cause = sentence[:start].strip()
-        c = split_clause(_clause_after(after), known_names)
+        c = split_clause(clause_after(after), known_names)
         if not c or not _clause_verb(after) or not any(is_verb(w.lower()) or _present_base(w.lower())
                                                       for w in re.findall(r"[A-Za-z]+", cause)):
             return []
         return [(q, cause) for q in _asked(REASON, c, per_clause)]
-    clause_text = _clause_after(sentence[end:]).strip().rstrip(".")
+    clause_text = clause_after(sentence[end:]).strip().rstrip(".")
     fronted = not sentence[:start].strip()
     if fronted:  # fronted: "Because the salt dissolves, a lantern glows ..."
         comma = sentence.find(", ", end)
         if comma < 0:
             return []
         clause_text, main = sentence[end:comma].strip(), sentence[comma + 2:]
-        main = _clause_after(main)
+        main = clause_after(main)
     else:
         main = _main_before(sentence, start)
     c = split_clause(main, known_names)
@@ -400,7 +400,7 @@ def _questions(sentence: str, kind: str, start: int, end: int, per_clause: int,
         return []
     if kind == REASON and connective == "since":
         if not _clause_verb(clause_text) or clause_text.split()[0].lower() in _MONTHS | {"then"} or \
-                clause_text[:1].isdigit() or c.verb in _HAVE or re.search(r"\bever\s*$", sentence[:start]):
+                clause_text[:1].isdigit() or c.verb in HAVE_DO or re.search(r"\bever\s*$", sentence[:start]):
             return []
     if kind == REASON and connective == "due to" and clause_text.split() and _is_base_verb(clause_text.split()[0]) \
             and not {"NOUN", "ADJ"} & set(_lemmas(clause_text.split()[0])):
@@ -409,7 +409,7 @@ def _questions(sentence: str, kind: str, start: int, end: int, per_clause: int,
         return []
     if kind == PURPOSE and connective == "so that" and not _clause_verb(clause_text):
         return []
-    if kind in (REASON, PURPOSE, MEANS) and c.verb in _AUX and not c.rest:
+    if kind in (REASON, PURPOSE, MEANS) and c.verb in AUX and not c.rest:
         return []  # "X is due to Y": nothing left to ask "why" of
     if kind == MEANS and not _lemmas(clause_text.split()[0]).get("VERB"):
         return []

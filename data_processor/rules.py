@@ -66,8 +66,8 @@ _HONORIFICS = frozenset("professor dr doctor sir lady lord master mr mrs ms capt
 _PERSON_VERBS = re.compile(r"^\s*(?:,\s*(?:a|an|the|who|whose)\b|\s+(?:was born|died|studied|wrote|said|married|"
                            r"taught|founded|invented|carved|lost|won|joined|became)\b)")
 PLACE_PREPS = ("in", "at", "near", "from", "to", "into", "across", "on")
-_AUX = ("was", "were", "is", "are")
-_HAVE = {"has": "does", "have": "do", "had": "did"}
+AUX = ("was", "were", "is", "are")
+HAVE_DO = {"has": "does", "have": "do", "had": "did"}
 
 
 # Chinese text has no word boundaries and no capitals: a number is a run of digits ("1763年" keeps its
@@ -244,7 +244,7 @@ def alternative_phrase(phrase: str) -> str | None:
     return None
 
 
-def _finish(text: str) -> str:
+def finish_question(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip().rstrip(".;:!,").rstrip()
     text = re.sub(r"\s+([,.;:?])", r"\1", text)
     return text[:1].upper() + text[1:] + "?"
@@ -255,24 +255,24 @@ def echo_question(sentence: str, span: Span, phrase: str | None = None) -> str:
     year by ...?"."""
     s, e, wh = wh_phrase(sentence, span)
     wh = phrase or wh
-    question = sentence[:s] + wh + _clause_after(sentence[e:], min_words=0 if s else 3)
-    return _finish(question)
+    question = sentence[:s] + wh + clause_after(sentence[e:], min_words=0 if s else 3)
+    return finish_question(question)
 
 
 _CLAUSE_END = re.compile(r",\s|;\s|:\s|\s\(|\s[-–—]\s|\s(?:which|who|where|while|because|and then)\s")
-_NO_SUBJECT_START = frozenset("""if when whenever although though because while after before since as during in on at
+NO_SUBJECT_START = frozenset("""if when whenever although though because while after before since as during in on at
 for from with by under over within throughout until unless once each every today now nowadays later then""".split())
 
 
-_MODALS = frozenset("must can could may might will would should shall".split())
+MODALS = frozenset("must can could may might will would should shall".split())
 _AND_VERB = re.compile(r"\s(?:and|but)\s+(\w+)")
 
 
-def _clause_after(text: str, min_words: int = 0) -> str:
+def clause_after(text: str, min_words: int = 0) -> str:
     """``text`` cut at the end of its clause (a comma, semicolon, colon, dash, parenthesis, relative
     pronoun, or "and"/"but" before a verb), unless that leaves fewer than ``min_words`` words."""
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
-    ends += [m.start() for m in _AND_VERB.finditer(text) if is_verb(m.group(1).lower()) or m.group(1).lower() in _MODALS]
+    ends += [m.start() for m in _AND_VERB.finditer(text) if is_verb(m.group(1).lower()) or m.group(1).lower() in MODALS]
     for end in sorted(ends):
         if len(text[:end].split()) >= min_words:
             return text[:end]
@@ -308,7 +308,7 @@ def present_lemma(verb: str) -> str | None:
     from lemminflect import getAllLemmas, getInflection
 
     v = verb.lower()
-    if not v.endswith("s") or v in _AUX or v in _HAVE:
+    if not v.endswith("s") or v in AUX or v in HAVE_DO:
         return None
     lemmas = getAllLemmas(v)
     if "NOUN" in lemmas:
@@ -317,13 +317,13 @@ def present_lemma(verb: str) -> str | None:
 
 
 def is_verb(word: str) -> bool:
-    return word in _AUX or word in _HAVE or past_lemma(word) is not None or present_lemma(word) is not None
+    return word in AUX or word in HAVE_DO or past_lemma(word) is not None or present_lemma(word) is not None
 
 
 _NAMING = frozenset("named called nicknamed titled".split())
 
 
-def _main_verb(tokens: list[tuple[int, int, str]], idx: int) -> bool:
+def is_main_verb(tokens: list[tuple[int, int, str]], idx: int) -> bool:
     """Whether ``tokens[idx]`` can be the clause's verb: a verb, not after an article or possessive, and not
     a participle that introduces a name ("a fisherman named Aldous Brannock", "a bell called the Brannock
     Bell")."""
@@ -341,24 +341,24 @@ def _invert(clause: str, wh: str) -> str | None:
     tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", clause)]
     for idx, (ts, te, tok) in enumerate(tokens[:7]):
         word = tok.lower().strip(",.;:")
-        if idx == 0 or not _main_verb(tokens, idx):
+        if idx == 0 or not is_main_verb(tokens, idx):
             if tok.endswith((",", ";", ":")):
                 return None
             continue
-        return _ask(wh, word, clause[:ts].strip(), _clause_after(clause[te:]).strip())
+        return ask_question(wh, word, clause[:ts].strip(), clause_after(clause[te:]).strip())
     return None
 
 
-def _ask(wh: str, verb: str, subject: str, rest: str) -> str:
+def ask_question(wh: str, verb: str, subject: str, rest: str) -> str:
     """``wh`` + inverted ``subject verb rest``: "was X born", "does X have", "did X join"."""
     subj = subject[:1].lower() + subject[1:] if subject.split()[0].lower() in STOP_EN else subject
-    if verb in _AUX:
-        return _finish(f"{wh} {verb} {subj} {rest}")
-    if verb in _HAVE:
-        return _finish(f"{wh} {_HAVE[verb]} {subj} have {rest}")
+    if verb in AUX:
+        return finish_question(f"{wh} {verb} {subj} {rest}")
+    if verb in HAVE_DO:
+        return finish_question(f"{wh} {HAVE_DO[verb]} {subj} have {rest}")
     if base := present_lemma(verb):
-        return _finish(f"{wh} does {subj} {base} {rest}")
-    return _finish(f"{wh} did {subj} {past_lemma(verb)} {rest}")
+        return finish_question(f"{wh} does {subj} {base} {rest}")
+    return finish_question(f"{wh} did {subj} {past_lemma(verb)} {rest}")
 
 
 def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> str | None:
@@ -371,15 +371,15 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
     """
     ws, we, wh = wh_phrase(sentence, span)
     wh = phrase or wh
-    if ws == 0 and sentence[:we].split()[0].lower() in _NO_SUBJECT_START:
+    if ws == 0 and sentence[:we].split()[0].lower() in NO_SUBJECT_START:
         # "In 1931 she joined ..." asked for 1931: invert the clause that follows the fronted phrase.
         return _invert(sentence[we:].lstrip(" ,"), wh)
     tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", sentence)]
-    if not tokens or tokens[0][2].lower() in _NO_SUBJECT_START:
+    if not tokens or tokens[0][2].lower() in NO_SUBJECT_START:
         return None
     for idx, (ts, te, tok) in enumerate(tokens[:9]):
         word = tok.lower().strip(",.;:")
-        if idx == 0 or not _main_verb(tokens, idx):
+        if idx == 0 or not is_main_verb(tokens, idx):
             if tok.endswith((",", ";", ":")):
                 return None  # not a plain subject noun phrase
             continue
@@ -388,16 +388,16 @@ def fronted_question(sentence: str, span: Span, phrase: str | None = None) -> st
             bare = re.sub(r"^(?:the|a|an)\s+", "", subject, flags=re.I)
             if bare != span.text(sentence) or span.kind not in ("person", "thing", "term"):
                 return None
-            rest = _clause_after(sentence[ts:])
+            rest = clause_after(sentence[ts:])
             if len(rest.split()) < 3:
                 return None
-            return _finish(("who" if span.kind == "person" else "what") + " " + rest)
+            return finish_question(("who" if span.kind == "person" else "what") + " " + rest)
         middle = sentence[te:ws]
         if _CLAUSE_END.search(middle + " ") or len(middle.split()) > 3 or any(ch.isdigit() for ch in middle):
             return None  # the span is not in the verb's own phrase: inversion would garble the sentence
         # "chooses a Lantern Warden", "weighs about 500 grams": the article or hedge goes with the span
         middle = re.sub(r"(?:\b(?:a|an|about|around|roughly|nearly|almost|some)\s*)+$", "", middle)
-        return _ask(wh, word, subject, (middle + _clause_after(sentence[we:])).strip())
+        return ask_question(wh, word, subject, (middle + clause_after(sentence[we:])).strip())
     return None
 
 
