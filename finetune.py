@@ -58,9 +58,13 @@ def main(argv: list[str] | None = None, extra_callbacks: list | None = None) -> 
         die_with_parent()
     try:
         model_args, data_args, lora_args, args = parse_args(argv)
-        data_args.data_path = mix_in_replay(data_args, model_args.model_name_or_path)
+        data_args.data_path, replay_files = mix_in_replay(data_args, model_args.model_name_or_path)
+        if args.replay_loss == "kl" and not replay_files:
+            logger.warning("--replay_loss kl: there are no replay rows (--replay_prompts, --text_replay_openers) to "
+                           "distill; every row is trained with cross-entropy")
         tokenizer = load_tokenizer(model_args, data_args)
-        train_set, eval_set = build_datasets(data_args, tokenizer, seed=args.seed)
+        train_set, eval_set = build_datasets(data_args, tokenizer, seed=args.seed,
+                                             distill_paths=replay_files if args.replay_loss == "kl" else ())
     except (DataFileError, RecipeError, ValueError) as exc:  # user errors: a message, not a traceback
         logger.error("%s", exc)
         return EXIT_USER_ERROR
@@ -138,9 +142,10 @@ def scale_saved_adapter(output_dir: str, scale: float) -> None:
         scale_adapter(output_dir, scale)
 
 
-def mix_in_replay(data_args, model_name_or_path: str) -> str:
-    """``--data_path`` plus the replay file when ``--replay_prompts`` names one and the text-replay file when
-    ``--text_replay_openers`` names one (each made once, then cached)."""
+def mix_in_replay(data_args, model_name_or_path: str) -> tuple[str, list[str]]:
+    """``(--data_path plus the replay files, the replay files)``: the replay file when ``--replay_prompts`` names
+    one and the text-replay file when ``--text_replay_openers`` names one (each made once, then cached). The
+    second item names the rows ``--replay_loss kl`` distills."""
     try:
         prompts = optional_file(data_args.replay_prompts, "--replay_prompts")
         checks = optional_file(data_args.replay_checks, "--replay_checks")
@@ -169,7 +174,7 @@ def mix_in_replay(data_args, model_name_or_path: str) -> str:
         else:
             logger.warning("every continuation of %s was degenerate (replay/text.py); training without text replay "
                            "rows", openers)
-    return ",".join(paths)
+    return ",".join(paths), paths[1:]
 
 
 if __name__ == "__main__":

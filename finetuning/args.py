@@ -117,6 +117,17 @@ class TrainingArguments(transformers.TrainingArguments):
     answer_logits_only: bool = field(default=True, metadata={
         "help": "Compute the output layer and the loss only at positions followed by a label (the answers), not over "
                 "the prompt: the same loss, less work (benchmarks/bench_finetune.py, variant answer_logits)."})
+    replay_loss: str = field(default="ce", metadata={
+        "help": "Loss of the replay rows (those of --replay_prompts and --text_replay_openers; never rows of --data_path). "
+                "ce: cross-entropy on their tokens, the base model's greedy answers and samples. kl: at those tokens "
+                "KL(base || updated) over the whole vocabulary, the base distribution from the same model with its LoRA "
+                "adapter switched off (learning without forgetting): it holds the base model's whole next-token "
+                "distribution instead of sharpening it toward the greedy answer. The QA rows keep cross-entropy and "
+                "both are summed per token with the same normalisation. Costs one more forward pass, without gradients, "
+                "over the batch rows that hold replay rows. Works with --packing and --shared_prefix_tokens (the flag is "
+                "per token, and the base pass gets the same positions and mask) and under DDP and DeepSpeed ZeRO-2/3; "
+                "needs --use_lora True, "
+                "and refuses --label_smoothing_factor. The validation loss stays cross-entropy."})
     include_num_input_tokens_seen: str = field(default="non_padding", metadata={
         "help": "Count tokens for the throughput summary: non_padding | all | no."})
     bf16: str = field(default="auto", metadata={
@@ -142,6 +153,11 @@ class TrainingArguments(transformers.TrainingArguments):
         "help": "Fraction of the steps measured before projecting the total time (at least 2 steps)."})
 
     def __post_init__(self):
+        if self.replay_loss not in ("ce", "kl"):
+            raise ValueError(f"--replay_loss {self.replay_loss!r}: must be ce or kl")
+        if self.replay_loss == "kl" and self.label_smoothing_factor:
+            raise ValueError("--replay_loss kl cannot be combined with --label_smoothing_factor "
+                             f"{self.label_smoothing_factor}: the distillation loss has no smoothed form; set one to its default")
         if not 0 < self.projection_fraction <= 1:
             raise ValueError(f"--projection_fraction must be in (0, 1], got {self.projection_fraction}")
         if self.key:
@@ -223,6 +239,9 @@ def parse_args(argv: list[str] | None = None):
     parser = build_parser(recipe)
     model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=rest)
     sys.argv[:] = redact_argv(sys.argv)  # parsed: wandb records sys.argv in its run files, secrets hidden
+    if training_args.replay_loss == "kl" and not lora_args.use_lora:
+        raise ValueError("--replay_loss kl needs --use_lora True: the base model's distribution comes from the same "
+                         "model with its LoRA adapter switched off, and full fine-tuning keeps no base model")
     if not training_args.run_name or training_args.run_name == training_args.output_dir:
         # The loss file is named after the run: default to the data file's stem (qa_pairs_001.npy ...).
         training_args.run_name = Path(data_args.data_path.split(",")[0].strip()).stem

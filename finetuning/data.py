@@ -13,13 +13,19 @@ maximum length would spend most of the compute on pad tokens, since QA pairs are
 
 A ``{"text": ...}`` row (text replay: the base model's own plain-text samples, replay/text.py) is tokenised
 without the chat template and every token after the first is trained (:func:`tokenize_text`).
+
+Rows of the replay files (``build_datasets(..., distill_paths=...)``, with ``--replay_loss kl``) carry
+``"distill": 1``; :class:`SFTCollator` turns it into a per-token ``distill`` tensor aligned with ``labels``,
+which tells the trainer to score those tokens against the base model's distribution
+(:func:`finetuning.trainer.replay_distill_loss`). Per token, not per row, so packed and shared-prefix
+sequences, which hold several rows, keep each row's flag.
 """
 from __future__ import annotations
 
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -41,10 +47,12 @@ class Row:
 
     source: str  # "file:line"
     messages: list[dict]
+    distill: bool = False  # a replay row scored against the base model (--replay_loss kl), not with cross-entropy
 
 
-def load_rows(path: str | Path, *, skip_bad: bool = False) -> list[Row]:
-    """Read a JSONL file of conversations in any supported format, or plain-text ``{"text": ...}`` rows.
+def load_rows(path: str | Path, *, skip_bad: bool = False, distill: bool = False) -> list[Row]:
+    """Read a JSONL file of conversations in any supported format, or plain-text ``{"text": ...}`` rows;
+    each row's ``distill`` is ``distill``.
 
     Raises :class:`DataFileError` naming the file (and line) for a missing or empty file and, unless
     ``skip_bad``, for the first malformed line or row; with ``skip_bad`` bad rows are counted and logged.
@@ -59,7 +67,7 @@ def load_rows(path: str | Path, *, skip_bad: bool = False) -> list[Row]:
     rows: list[Row] = []
     for lineno, obj in iter_jsonl(path, skip_bad=skip_bad, bad_lines=bad):
         try:
-            rows.append(Row(f"{path}:{lineno}", to_messages(obj, allow_text=True)))
+            rows.append(Row(f"{path}:{lineno}", to_messages(obj, allow_text=True), distill))
         except (ValueError, TypeError, AttributeError) as exc:
             reason = f"{path}:{lineno}: unusable row ({exc})"
             if not skip_bad:
@@ -180,6 +188,18 @@ def tokenize_text(tokenizer, text: str, max_length: int) -> tuple[dict, bool]:
     return {"input_ids": ids, "labels": [IGNORE_INDEX] + ids[1:]}, truncated
 
 
+def _flagged(example: dict, row: Row) -> dict:
+    """``example`` with ``"distill": 1`` when ``row`` is a replay row to distill; others carry no key, so batches
+    without replay rows (and every batch with --replay_loss ce) are exactly what they were."""
+    return {**example, "distill": 1} if row.distill else example
+
+
+def distill_tokens(feature: dict) -> list[int]:
+    """The per-token distill flag of a tokenised row (a row flag repeated) or of a packed sequence (its list)."""
+    flag = feature.get("distill", 0)
+    return list(flag) if isinstance(flag, (list, tuple)) else [int(flag)] * len(feature["input_ids"])
+
+
 def _has_target(example: dict) -> bool:
     return any(label != IGNORE_INDEX for label in example["labels"])
 
@@ -247,7 +267,7 @@ class SupervisedDataset(Dataset):
                 continue
             if cut:
                 truncated.append(row.source)
-            self.examples.append(ex)
+            self.examples.append(_flagged(ex, row))
         if truncated:
             logger.warning("%d of %d rows are longer than --model_max_length %d tokens and were truncated: %s",
                            len(truncated), len(rows), max_length, _some(truncated))
@@ -292,7 +312,7 @@ class LazySupervisedDataset(Dataset):
                 self.num_truncated += 1
                 logger.warning("%s: longer than --model_max_length %d, truncated%s", self.rows[i].source,
                                self.max_length, "" if _has_target(ex) else " (no answer token left: contributes no loss)")
-            self.cache[i] = ex
+            self.cache[i] = _flagged(ex, self.rows[i])
         return self.cache[i]
 
 
@@ -323,13 +343,15 @@ class PackedDataset(Dataset):
                 room[slot] -= n
         self.packs = []
         for members in bins:
-            ids, labels, pos = [], [], []
+            ids, labels, pos, distill = [], [], [], []
             for i in members:
                 ex = items[i]
                 ids += ex["input_ids"]
                 labels += [IGNORE_INDEX] + list(ex["labels"][1:])
                 pos += list(range(len(ex["input_ids"])))
-            self.packs.append({"input_ids": ids, "labels": labels, "position_ids": pos})
+                distill += distill_tokens(ex)
+            pack = {"input_ids": ids, "labels": labels, "position_ids": pos}
+            self.packs.append({**pack, "distill": distill} if any(distill) else pack)
         self.lengths = [len(p["input_ids"]) for p in self.packs]
         self.num_truncated = getattr(dataset, "num_truncated", 0)
         self.num_dropped = getattr(dataset, "num_dropped", 0)
@@ -402,18 +424,19 @@ class SFTCollator:
                 return self._share_prefix(groups, sharing[0]["input_ids"][:prefix])
         longest = self._padded_length(max(len(f["input_ids"]) for f in features))
         packed = "position_ids" in features[0]
-        ids, labels, extra = [], [], []
+        ids, labels, extra, distill = [], [], [], []
         for f in features:
             n_pad = longest - len(f["input_ids"])
             ids.append(list(f["input_ids"]) + [self.pad_token_id] * n_pad)
             labels.append(list(f["labels"]) + [IGNORE_INDEX] * n_pad)
+            distill.append(distill_tokens(f) + [0] * n_pad)
             if packed:
                 extra.append(list(f["position_ids"]) + list(range(n_pad)))
             else:
                 extra.append([1] * len(f["input_ids"]) + [0] * n_pad)
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
-        return batch
+        return _with_distill(batch, distill)
 
     def _padded_length(self, longest: int) -> int:
         m = self.pad_to_multiple_of
@@ -447,7 +470,7 @@ class SFTCollator:
         seqs = []
         for group in groups:
             ids, labels = list(prefix_ids), [IGNORE_INDEX] * prefix
-            pos, seg, sees = list(range(prefix)), [0] * prefix, [True] * prefix
+            pos, seg, sees, distill = list(range(prefix)), [0] * prefix, [True] * prefix, [0] * prefix
             for k, f in enumerate(group, start=1):
                 start = prefix if has_prompt(f) else 0
                 ids += f["input_ids"][start:]
@@ -455,27 +478,42 @@ class SFTCollator:
                 pos += range(start, len(f["input_ids"]))
                 seg += [k] * (len(f["input_ids"]) - start)
                 sees += [bool(start)] * (len(f["input_ids"]) - start)
-            seqs.append((ids, labels, pos, seg, sees))
+                distill += distill_tokens(f)[start:]
+            seqs.append((ids, labels, pos, seg, sees, distill))
         longest = self._padded_length(max(len(s[0]) for s in seqs))
         pad = [(longest - len(s[0])) for s in seqs]
         segment = torch.tensor([s[3] + [-1] * n for s, n in zip(seqs, pad)])
         sees_prefix = torch.tensor([s[4] + [False] * n for s, n in zip(seqs, pad)])
         causal = torch.ones(longest, longest, dtype=torch.bool).tril()
         visible = (segment[:, :, None] == segment[:, None, :]) | ((segment[:, None, :] == 0) & sees_prefix[:, :, None])
-        return {
+        return _with_distill({
             "input_ids": torch.tensor([s[0] + [self.pad_token_id] * n for s, n in zip(seqs, pad)]),
             "labels": torch.tensor([s[1] + [IGNORE_INDEX] * n for s, n in zip(seqs, pad)]),
             "position_ids": torch.tensor([s[2] + list(range(n)) for s, n in zip(seqs, pad)]),
             "attention_mask": (visible & causal)[:, None],
-        }
+        }, [s[5] + [0] * n for s, n in zip(seqs, pad)])
 
 
-def build_datasets(data_args, tokenizer, seed: int) -> tuple[Dataset, Dataset | None]:
-    """Load, split, tokenise (eager or lazy) and optionally pack; returns ``(train, eval or None)``."""
+def _with_distill(batch: dict, distill: list[list[int]]) -> dict:
+    """``batch`` plus a bool ``distill`` tensor shaped like its labels, only when some token is flagged."""
+    if any(any(row) for row in distill):
+        batch["distill"] = torch.tensor(distill, dtype=torch.bool)
+    return batch
+
+
+def build_datasets(data_args, tokenizer, seed: int, distill_paths=()) -> tuple[Dataset, Dataset | None]:
+    """Load, split, tokenise (eager or lazy) and optionally pack; returns ``(train, eval or None)``.
+
+    The training rows of the files in ``distill_paths`` (the replay files finetune.py adds, with
+    ``--replay_loss kl``) are flagged to distill; validation rows never are: the validation loss stays
+    cross-entropy on every row.
+    """
     # A comma-separated list mixes files, e.g. the collected QA and self-distilled replay rows.
+    distill_paths = {str(p) for p in distill_paths}
     rows = [row for path in data_args.data_path.split(",") if path.strip()
-            for row in load_rows(path.strip(), skip_bad=data_args.skip_bad_rows)]
+            for row in load_rows(path.strip(), skip_bad=data_args.skip_bad_rows, distill=path.strip() in distill_paths)]
     train_rows, eval_rows = split_rows(rows, data_args.validation_size if data_args.validation else 0, seed)
+    eval_rows = [replace(row, distill=False) for row in eval_rows]
     logger.info("%s: %d training rows, %d validation rows", data_args.data_path, len(train_rows), len(eval_rows))
     max_len = data_args.model_max_length
     if data_args.lazy_preprocess and not data_args.packing:

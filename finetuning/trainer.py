@@ -1,4 +1,5 @@
-"""Trainer pieces for finetune.py: loss recorder, time-budget projection, run summary, sampler.
+"""Trainer pieces for finetune.py: the training loss (answer positions only; replay rows distilled from the
+base model with --replay_loss kl), loss recorder, time-budget projection, run summary, sampler.
 
 Every file is written by the world-rank-0 process only and atomically (write, then rename), so a
 crash leaves the previous version, never half a file.
@@ -74,15 +75,81 @@ def answer_only_loss(model, inputs: dict, num_items_in_batch=None) -> torch.Tens
                          num_items_in_batch=num_items_in_batch, shift_labels=labels[:, keep + 1])
 
 
+def _rows_upto(inputs: dict, rows: torch.Tensor, length: int) -> dict:
+    """The model inputs of the batch rows ``rows``, cut after ``length`` tokens (a causal model's logits up to
+    there do not depend on what follows). A 4-D shared-prefix mask is cut on both token axes."""
+    out = {}
+    for key, value in inputs.items():
+        value = value[rows]
+        out[key] = value[:, :, :length, :length] if value.dim() == 4 else value[:, :length]
+    return out
+
+
+def replay_distill_loss(model, base_model, inputs: dict, num_items_in_batch=None, positions_only: bool = True):
+    """Cross-entropy at the labelled tokens not flagged in ``inputs["distill"]``, plus at the flagged ones (replay
+    rows) ``KL(p_base || p_model)`` over the whole vocabulary, summed over tokens and divided by
+    ``num_items_in_batch`` (``None``: the number of labelled tokens), the normalisation of the plain loss.
+
+    ``p_base`` is ``base_model`` (the unwrapped PEFT model of ``model``) with its adapter disabled, without
+    gradients, run on the batch rows that hold a flagged token only, cut after the last one, and projected onto
+    the vocabulary only at the positions scored by KL. With ``positions_only`` the trained forward also computes
+    logits only where a label follows (:func:`answer_only_loss`). Both forwards get the same ids, positions and
+    (2-D or shared-prefix 4-D) mask, so packed and shared-prefix sequences are scored as each row alone.
+    Cross-entropy against the base model's whole distribution, not its greedy token, avoids sharpening the model
+    toward the base model's mode (the loss of a row equal to the base model is 0, not its entropy).
+    """
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "distill")}
+    targets = labels[:, 1:]  # position p predicts token p + 1
+    scored = targets != -100
+    kl_at = scored & inputs["distill"][:, 1:].bool()
+    if positions_only:
+        keep = scored.any(dim=0).nonzero().squeeze(-1)
+        logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits
+    else:
+        keep = torch.arange(targets.shape[1], device=labels.device)
+        logits = model(**model_inputs, use_cache=False).logits[:, :-1]
+    logits = logits.float()
+    kl_mask = kl_at[:, keep]
+    ce_targets = targets[:, keep].masked_fill(kl_mask, -100)
+    loss = F.cross_entropy(logits.flatten(0, 1), ce_targets.flatten(), ignore_index=-100, reduction="sum")
+    if kl_mask.any():
+        rows = kl_at.any(dim=1)
+        base_at = kl_at[rows]
+        base_keep = base_at.any(dim=0).nonzero().squeeze(-1)
+        with torch.no_grad(), base_model.disable_adapter():
+            base_logits = base_model(**_rows_upto(model_inputs, rows, int(base_keep[-1]) + 1),
+                                     logits_to_keep=base_keep, use_cache=False).logits
+        # Both selections run row by row, then position by position: the i-th vectors score the same token.
+        log_p_base = F.log_softmax(base_logits.float()[base_at[:, base_keep]], dim=-1)
+        log_p_model = F.log_softmax(logits[kl_mask], dim=-1)
+        loss = loss + F.kl_div(log_p_model, log_p_base, log_target=True, reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else scored.sum())
+
+
 class LengthGroupedTrainer(Trainer):
     """Trainer whose length-grouped sampler uses the dataset's own ``lengths``, and whose training loss
     computes logits only where there is a label (:func:`answer_only_loss`).
 
     The stock sampler only reads lengths from a ``datasets.Dataset`` column; for our torch datasets
-    it would index every item, which defeats lazy tokenisation.
+    it would index every item, which defeats lazy tokenisation. With ``--replay_loss kl`` a batch holding
+    replay rows (the collator's ``distill`` tensor) is scored by :func:`replay_distill_loss`; elsewhere the
+    flag is dropped (validation: cross-entropy on every row).
     """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        distill = inputs.get("distill")
+        if distill is not None:
+            inputs = {k: v for k, v in inputs.items() if k != "distill"}
+        if (distill is not None and getattr(self.args, "replay_loss", "ce") == "kl" and not return_outputs
+                and "labels" in inputs):
+            num_items = num_items_in_batch if self.model_accepts_loss_kwargs else None
+            base_model = self.accelerator.unwrap_model(model)
+            loss = replay_distill_loss(model, base_model, {**inputs, "distill": distill}, num_items,
+                                       positions_only=getattr(self.args, "answer_logits_only", False))
+            return self._scale_model_loss(loss, num_items_in_batch)
         plain = (return_outputs or "labels" not in inputs or self.label_smoother is not None
                  or self.compute_loss_func is not None or not getattr(self.args, "answer_logits_only", False))
         if plain:
@@ -96,10 +163,20 @@ class LengthGroupedTrainer(Trainer):
             logger.warning("this model's forward() takes no logits_to_keep: logits at every position from now on")
             self.args.answer_logits_only = False
             return super().compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
+        return self._scale_model_loss(loss, num_items_in_batch)
+
+    def _scale_model_loss(self, loss, num_items_in_batch):
         # The same scaling as Trainer.compute_loss applies to a loss the model computed itself.
         if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu)
         return loss
+
+    def _set_signature_columns_if_needed(self):
+        # The Trainer drops every item key that forward() does not take before collating (remove_unused_columns);
+        # the replay rows' distill flag is for the loss, not the model, and must survive that.
+        super()._set_signature_columns_if_needed()
+        if "distill" not in self._signature_columns:
+            self._signature_columns.append("distill")
 
     def _track_num_input_tokens(self, inputs):
         # A shared-prefix batch carries a 4-D mask, whose sum is not a token count: count non-pad ids

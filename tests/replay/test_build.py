@@ -263,7 +263,7 @@ def test_finetune_passes_replay_checks_and_names_a_missing_file(tmp_path, monkey
 
     monkeypatch.setattr(rb, "ensure_replay", fake_ensure)
     args = DataArguments(data_path="d.jsonl", replay_prompts=str(prompts), replay_checks=str(checks))
-    assert mix_in_replay(args, "m") == f"d.jsonl,{tmp_path / 'replay.jsonl'}"
+    assert mix_in_replay(args, "m") == (f"d.jsonl,{tmp_path / 'replay.jsonl'}", [str(tmp_path / "replay.jsonl")])
     assert seen["checks_path"] == checks
     args.replay_checks = "none"
     mix_in_replay(args, "m")

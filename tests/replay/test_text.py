@@ -134,12 +134,13 @@ def test_finetune_mixes_in_text_replay_after_the_chat_replay(tmp_path, monkeypat
     monkeypatch.setattr(rt, "ensure_text_replay", fake("text"))
     args = DataArguments(data_path="d.jsonl", replay_prompts=str(prompts), text_replay_openers=str(openers),
                          text_replay_max_new_tokens=50)
-    assert mix_in_replay(args, "m") == f"d.jsonl,{tmp_path / 'chat.jsonl'},{tmp_path / 'text.jsonl'}"
+    chat, text = str(tmp_path / "chat.jsonl"), str(tmp_path / "text.jsonl")
+    assert mix_in_replay(args, "m") == (f"d.jsonl,{chat},{text}", [chat, text])
     assert seen["text"] == {"max_new_tokens": 50}
     args.replay_prompts = "none"
-    assert mix_in_replay(args, "m") == f"d.jsonl,{tmp_path / 'text.jsonl'}"
+    assert mix_in_replay(args, "m") == (f"d.jsonl,{text}", [text])
     args.text_replay_openers = "none"
-    assert mix_in_replay(args, "m") == "d.jsonl"
+    assert mix_in_replay(args, "m") == ("d.jsonl", [])
     args.text_replay_openers = str(tmp_path / "missing.txt")
     with pytest.raises(DataFileError, match="--text_replay_openers .*missing.txt: no such file"):
         mix_in_replay(args, "m")
