@@ -323,22 +323,27 @@ def test_statement_rows_are_set_by_a_recipe_and_checked(tmp_path):
         parse_args(["--statement_rows", "-1"])
 
 
+def _collect_off_zero_two(collect, docs_dir, tmp_path, flag: str) -> None:
+    """Collect without ``flag``, with it at 0 and at 2 (plain/zero/two.jsonl under ``tmp_path``; rule rows only,
+    half the facts held out): 0 must write what no flag writes, and 2 must hold out the same questions."""
+    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--cloze_per_fact", "1",
+              "--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
+    runs = {}
+    for name, more in (("plain", ()), ("zero", (flag, "0")), ("two", (flag, "2"))):
+        out = tmp_path / f"{name}.jsonl"
+        assert collect(*_flags(docs_dir, out, *common, *more))[0] == 0
+        runs[name] = (out.read_bytes(), out.with_name(f"{name}.eval.jsonl").read_bytes())
+    assert runs["zero"] == runs["plain"]
+    assert runs["two"][1] == runs["plain"][1]  # the same held-out questions
+
+
 def test_relation_paraphrases_add_reworded_rule_questions_and_leave_the_held_out_ones_unseen(collect, docs_dir, tmp_path):
     """--relation_paraphrases 2: rule-made questions asked again with another verb of the lexicon ('founded' ->
     'established'), answered with their fact; every other row and the held-out file are as without it, and no
     wording of a held-out question is trained. 0 writes what a run without the flag writes."""
     from data_processor.relations import paraphrases
 
-    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--cloze_per_fact", "1",
-              "--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
-    runs = {}
-    for name, more in (("plain", ()), ("zero", ("--relation_paraphrases", "0")),
-                       ("two", ("--relation_paraphrases", "2"))):
-        out = tmp_path / f"{name}.jsonl"
-        assert collect(*_flags(docs_dir, out, *common, *more))[0] == 0
-        runs[name] = (out.read_bytes(), out.with_name(f"{name}.eval.jsonl").read_bytes())
-    assert runs["zero"] == runs["plain"]
-    assert runs["two"][1] == runs["plain"][1]  # the same held-out questions
+    _collect_off_zero_two(collect, docs_dir, tmp_path, "--relation_paraphrases")
 
     rows = read_jsonl(tmp_path / "two.jsonl")
     reworded = [r for r in rows if r["role"] == "paraphrase"]
@@ -378,15 +383,7 @@ def test_cause_questions_add_why_rows_and_leave_the_held_out_ones_unseen(collect
         "Lake Orrin\n\nLake Orrin will silt up because of the continuous input of sediment from the river. The "
         "Orrin dam was built in 1931 to protect the valley from floods. In 2019 the villagers set a record by "
         "floating 3,016 lanterns on the lake.", encoding="utf-8")
-    common = ("--qa_amount_per_fact", "0", "--personas_per_document", "0", "--cloze_per_fact", "1",
-              "--wh_spans_per_fact", "3", "--resolve_pronouns", "true", "--eval_fraction", "0.5")
-    runs = {}
-    for name, more in (("plain", ()), ("zero", ("--cause_questions", "0")), ("two", ("--cause_questions", "2"))):
-        out = tmp_path / f"{name}.jsonl"
-        assert collect(*_flags(docs_dir, out, *common, *more))[0] == 0
-        runs[name] = (out.read_bytes(), out.with_name(f"{name}.eval.jsonl").read_bytes())
-    assert runs["zero"] == runs["plain"]
-    assert runs["two"][1] == runs["plain"][1]  # the same held-out questions
+    _collect_off_zero_two(collect, docs_dir, tmp_path, "--cause_questions")
 
     rows = read_jsonl(tmp_path / "two.jsonl")
     why = [r for r in rows if r["role"] == "cause"]
