@@ -360,19 +360,6 @@ def test_relation_paraphrases_add_reworded_rule_questions_and_leave_the_held_out
         assert not set(paraphrases(e["question"], 100)) & trained, e["question"]
 
 
-def test_relation_paraphrases_are_set_by_a_recipe_checked_and_english_only(tmp_path):
-    from data_processor.config import parse_args
-
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("collect:\n  relation_paraphrases: 2\n")
-    assert parse_args(["--recipe", str(recipe)]).relation_paraphrases == 2
-    assert parse_args(["--recipe", str(recipe), "--relation_paraphrases", "0"]).relation_paraphrases == 0
-    assert parse_args([]).relation_paraphrases == 0  # off in the default recipe
-    assert parse_args(["--recipe", str(recipe), "--language", "zh"]).relation_paraphrases == 0
-    with pytest.raises(ValueError, match="--relation_paraphrases must be >= 0"):
-        parse_args(["--relation_paraphrases", "-1"])
-
-
 def test_cause_questions_add_why_rows_and_leave_the_held_out_ones_unseen(collect, docs_dir, tmp_path):
     """--cause_questions 2: why-questions about a fact's cause or purpose clause, answered with their fact; every
     other row and the held-out file are as without it, and no trained one asks for a held-out span. 0 writes what
@@ -401,14 +388,15 @@ def test_cause_questions_add_why_rows_and_leave_the_held_out_ones_unseen(collect
         assert clauses and not any(e["fact"] == r["fact"] and e["answers"][0] in clauses[0] for e in held)
 
 
-def test_cause_questions_are_set_by_a_recipe_checked_and_english_only(tmp_path):
+@pytest.mark.parametrize("setting", ["relation_paraphrases", "cause_questions"])
+def test_english_only_levers_are_set_by_a_recipe_checked_and_off_by_default(tmp_path, setting):
     from data_processor.config import parse_args
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("collect:\n  cause_questions: 2\n")
-    assert parse_args(["--recipe", str(recipe)]).cause_questions == 2
-    assert parse_args(["--recipe", str(recipe), "--cause_questions", "0"]).cause_questions == 0
-    assert parse_args([]).cause_questions == 0  # off in the default recipe
-    assert parse_args(["--recipe", str(recipe), "--language", "zh"]).cause_questions == 0
-    with pytest.raises(ValueError, match="--cause_questions must be >= 0"):
-        parse_args(["--cause_questions", "-1"])
+    recipe.write_text(f"collect:\n  {setting}: 2\n")
+    assert getattr(parse_args(["--recipe", str(recipe)]), setting) == 2
+    assert getattr(parse_args(["--recipe", str(recipe), f"--{setting}", "0"]), setting) == 0
+    assert getattr(parse_args([]), setting) == 0  # off in the default recipe
+    assert getattr(parse_args(["--recipe", str(recipe), "--language", "zh"]), setting) == 0
+    with pytest.raises(ValueError, match=f"--{setting} must be >= 0"):
+        parse_args([f"--{setting}", "-1"])
