@@ -106,7 +106,7 @@ def replay_distill_loss(model, base_model, inputs: dict, num_items_in_batch=None
     scored = targets != -100
     kl_at = scored & inputs["distill"][:, 1:].bool()
     if positions_only:
-        keep = scored.any(dim=0).nonzero().squeeze(-1)
+        keep = answer_positions(labels)
         logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits
     else:
         keep = torch.arange(targets.shape[1], device=labels.device)
