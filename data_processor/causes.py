@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from .parsing import CJK_CHAR, STOP_EN
-from .rules import (AUX, HAVE_DO, MODALS, NO_SUBJECT_START, ask_question, clause_after, find_spans, finish_question,
+from .rules import (AUX, HAVE_DO, MODALS, MONTHS, NO_SUBJECT_START, ask_question, clause_after, find_spans, finish_question,
                     is_main_verb, is_verb, past_lemma, present_lemma)
 
 REASON, PURPOSE, MEANS, RESULT, CAUSED_BY, LED_TO = "reason", "purpose", "means", "result", "caused_by", "led_to"
@@ -57,7 +57,7 @@ enough free happy glad sorry keen reluctant inclined bound set supposed first la
 fifth attempt attempts effort efforts decision decisions plan plans right rights ability chance opportunity way ways
 need desire wish permission order orders request bid failure refusal promise tendency power capacity licence license
 authority freedom""".split())
-_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_MONTHS = frozenset(m.lower() for m in MONTHS)
 # Objects after a "to <verb>" that is also a noun, so "to guide the souls" is a purpose and "went to school" not.
 _OBJECT_START = frozenset("""the a an this that these those his her its their our my your it them him us some any
 every each all both one two three four five six how what whether""".split())
